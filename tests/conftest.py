@@ -1,0 +1,35 @@
+"""Shared fixtures: the shipped content on a fixed day, and writable copies of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from zjcare_guide.content import DEFAULT_CONTENT_DIR
+from zjcare_guide.conversation import Conversation
+from zjcare_guide.guide import Guide
+
+TODAY = dt.date(2026, 11, 29)
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(scope="session")
+def guide() -> Guide:
+    return Guide.from_dir(DEFAULT_CONTENT_DIR, TODAY)
+
+
+@pytest.fixture
+def conversation(guide: Guide) -> Conversation:
+    return Conversation(guide)
+
+
+@pytest.fixture
+def content_copy(tmp_path: Path) -> Path:
+    """A writable copy of the shipped content, for tests that break or change it."""
+    dest = tmp_path / "content"
+    shutil.copytree(DEFAULT_CONTENT_DIR, dest)
+    return dest

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from zjcare_guide.cli import main
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), input=input)
+    return result.exit_code, result.output
+
+
+def test_ask_json_answer() -> None:
+    code, out = run("ask", "8个月宝宝辅食怎么加", "--age-months", "8", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["kind"] == "answer"
+    assert data["articles"][0]["id"].startswith("complementary-food")
+    assert set(data["articles"][0]) == {"id", "title", "topic", "score"}
+    assert data["text"].startswith(data["articles"][0]["title"])
+
+
+def test_ask_urgent_and_fallback() -> None:
+    code, out = run("ask", "孩子抽搐了叫不醒", "--json")
+    assert code == 0 and json.loads(out)["kind"] == "urgent"
+    code, out = run("ask", "今天股票涨了吗", "--json")
+    assert code == 0 and json.loads(out)["kind"] == "fallback"
+
+
+def test_ask_plain_prints_the_reply_and_buttons() -> None:
+    code, out = run("ask", "宝宝湿疹怎么护理")
+    assert code == 0
+    assert "湿疹" in out and "[1]" in out and "**" not in out
+
+
+def test_ask_rejects_impossible_age() -> None:
+    code, out = run("ask", "宝宝发烧", "--age-months", "500")
+    assert code == 2 and "Traceback" not in out
+
+
+def test_chat_plays_a_conversation() -> None:
+    code, out = run("chat", input="宝宝发烧了怎么办\n1\n/age 2\n宝宝发烧38度\n/quit\n")
+    assert code == 0
+    assert "您好" in out
+    assert "120" in out
+    assert out.count("您> ") == 4
+
+
+def test_content_check_ok_and_failing(tmp_path: Path, content_copy: Path) -> None:
+    code, out = run("content", "check", str(content_copy), "--today", "2026-11-29")
+    assert code == 0 and out.startswith("ok:")
+    (content_copy / "guidance" / "disease" / "oops.md").write_text("---\nid: oops\n---\n正文", encoding="utf-8")
+    code, out = run("content", "check", str(content_copy), "--today", "2026-11-29")
+    assert code == 1
+    assert f"{content_copy / 'guidance' / 'disease' / 'oops.md'}:" in out
+
+
+def test_commands_refuse_broken_content_without_traceback(content_copy: Path) -> None:
+    (content_copy / "synonyms.yaml").write_text("synonyms: [", encoding="utf-8")
+    code, out = run("ask", "宝宝发烧", "--content", str(content_copy))
+    assert code == 1
+    assert "problem" in out and "Traceback" not in out
+
+
+def test_content_test_reports_share() -> None:
+    code, out = run("content", "test")
+    assert code == 0
+    assert "example questions still answered with their own article" in out
+
+
+def test_content_eval_reports_the_figures() -> None:
+    code, out = run("content", "eval")
+    assert code == 0
+    for phrase in ("answered with a correct article", "within the offered choices", "escalated",
+                   "out-of-scope answered"):
+        assert phrase in out

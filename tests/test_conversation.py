@@ -1,0 +1,100 @@
+"""The conversation every transport shares: events and a session in, replies out."""
+
+from __future__ import annotations
+
+from zjcare_guide.conversation import MAX_MESSAGE, PAGE_SIZE, Conversation
+from zjcare_guide.replies import Action, Command, Press, Session, Text, Unsupported
+
+
+def test_start_welcomes_with_emergency_numbers_and_topic_menu(conversation: Conversation) -> None:
+    [reply] = conversation.handle(Command("start"), Session())
+    assert "120" in reply.text and "12320" in reply.text
+    assert len(reply.actions()) == 8
+
+
+def test_question_gets_article_with_related_and_feedback_buttons(conversation: Conversation) -> None:
+    replies = conversation.handle(Text("宝宝发烧了怎么办"), Session(age_months=18))
+    assert replies[0].kind == "answer"
+    assert replies[0].articles[0].id == "fever-basics"
+    kinds = [a.kind for a in replies[0].actions()]
+    assert kinds.count("feedback") == 2 and "article" in kinds
+    assert "来源" in replies[0].text
+
+
+def test_urgent_comes_first_and_is_followed_by_first_aid(conversation: Conversation) -> None:
+    replies = conversation.handle(Text("宝宝吃东西噎住了，脸憋得发紫"), Session())
+    assert replies[0].kind == "urgent"
+    assert "120" in replies[0].text
+    assert any(r.kind == "article" for r in replies[1:])
+
+
+def test_number_presses_a_button_of_the_last_reply(conversation: Conversation) -> None:
+    session = Session()
+    first = conversation.handle(Command("topics"), session)
+    assert first[0].actions()[0] == Action("topic", "newborn")
+    page = conversation.handle(Text("1"), session)
+    assert page[0].kind == "menu" and "新生儿" in page[0].text
+    article = conversation.handle(Text("1"), session)
+    assert article[0].kind == "article"
+
+
+def test_out_of_range_number_keeps_the_choices(conversation: Conversation) -> None:
+    session = Session()
+    conversation.handle(Command("topics"), session)
+    options = list(session.options)
+    [reply] = conversation.handle(Text("42"), session)
+    assert reply.kind == "notice"
+    assert session.options == options
+
+
+def test_topic_pages_cover_every_article_once(conversation: Conversation) -> None:
+    library = conversation.guide.library
+    for topic in library.topics:
+        seen: list[str] = []
+        page = 0
+        while True:
+            [reply] = conversation.press(Action("topic", topic.id, page))
+            ids = [a.arg for a in reply.actions() if a.kind == "article"]
+            assert 0 < len(ids) <= PAGE_SIZE
+            seen += ids
+            if not any(a.kind == "topic" and a.page == page + 1 for a in reply.actions()):
+                break
+            page += 1
+        assert sorted(seen) == sorted(a.id for a in library.in_topic(topic.id))
+
+
+def test_stale_or_forged_actions_get_expired_and_change_nothing(conversation: Conversation) -> None:
+    session = Session(age_months=5)
+    for action in (Action("article", "no-such"), Action("topic", "nutrition", 99), Action("topic", "x"),
+                   Action("feedback", "fever-basics", value=7), Action("launch")):
+        [reply] = conversation.handle(Press(action), session)
+        assert reply.kind == "notice" and "过期" in reply.text
+    assert session.age_months == 5
+
+
+def test_bad_input_gets_a_friendly_reply(conversation: Conversation) -> None:
+    session = Session()
+    for event in (Text("   "), Text("啊" * (MAX_MESSAGE + 1)), Unsupported("sticker")):
+        [reply] = conversation.handle(event, session)
+        assert reply.kind == "notice" and reply.text
+
+
+def test_age_command_validates_and_sets(conversation: Conversation) -> None:
+    session = Session()
+    [bad] = conversation.handle(Command("age", "两百"), session)
+    assert session.age_months is None and "0到72" in bad.text
+    [bad] = conversation.handle(Command("age", "-3"), session)
+    assert session.age_months is None
+    conversation.handle(Command("age", "8"), session)
+    assert session.age_months == 8
+
+
+def test_known_age_changes_triage(conversation: Conversation) -> None:
+    assert conversation.handle(Text("宝宝发烧38度"), Session(age_months=2))[0].kind == "urgent"
+    assert conversation.handle(Text("宝宝发烧38度"), Session(age_months=20))[0].kind != "urgent"
+
+
+def test_adult_question_is_out_of_scope(conversation: Conversation) -> None:
+    [reply] = conversation.handle(Text("我老公发烧了怎么办"), Session())
+    assert reply.kind == "fallback"
+    assert "12320" in reply.text

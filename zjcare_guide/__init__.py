@@ -1,0 +1,1 @@
+"""zjcare-guide: scientific-parenting guidance for Zhuji families."""

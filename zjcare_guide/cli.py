@@ -1,0 +1,207 @@
+"""The `zjcare-guide` command line: what the bot would say, and the editors' tools."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .content import DEFAULT_CONTENT_DIR, ContentError, check_content
+from .conversation import Conversation
+from .evaluation import evaluate, leave_one_out, load_golden
+from .guide import Guide
+from .render import to_plain
+from .replies import Command, Reply, Session, Text
+
+DEFAULT_GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "questions.yaml"
+
+
+def _today(value: str | None) -> dt.date:
+    if value:
+        return dt.date.fromisoformat(value)
+    return dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()  # Asia/Shanghai
+
+
+def _content_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get("ZJCARE_CONTENT_DIR") or DEFAULT_CONTENT_DIR)
+
+
+def _load_guide(content: str | None, today: str | None = None) -> Guide:
+    root = _content_dir(content)
+    try:
+        return Guide.from_dir(root, _today(today))
+    except ContentError as exc:
+        for p in exc.problems[:20]:
+            click.echo(str(p), err=True)
+        raise click.ClickException(
+            f"the content in {root} has {len(exc.problems)} problem(s); run 'zjcare-guide content check'"
+        ) from None
+
+
+content_option = click.option("--content", "content", type=click.Path(file_okay=False),
+                              help="Content directory (default: $ZJCARE_CONTENT_DIR or the shipped content/).")
+
+
+def print_replies(replies: list[Reply], numbered: bool = True) -> None:
+    """Plain-text form of what a parent is sent: the text, then the buttons numbered."""
+    n = 0
+    for i, reply in enumerate(replies):
+        if i:
+            click.echo("\n" + "—" * 20 + "\n")
+        click.echo(to_plain(reply.text))
+        labels = [b.label for row in reply.buttons for b in row]
+        if labels and numbered:
+            click.echo("")
+            for label in labels:
+                n += 1
+                click.echo(f"  [{n}] {label}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="zjcare-guide")
+def main() -> None:
+    """诸暨科学育儿指导 — parenting guidance for families of children under 3 in Zhuji."""
+
+
+@main.command()
+@click.argument("question")
+@click.option("--age-months", type=click.IntRange(0, 72), help="The child's age in months, if known.")
+@click.option("--json", "as_json", is_flag=True, help="Print kind, articles and text as JSON.")
+@content_option
+def ask(question: str, age_months: int | None, as_json: bool, content: str | None) -> None:
+    """Print exactly what a parent would be sent for QUESTION.
+
+    Example: zjcare-guide ask "8个月宝宝辅食怎么加" --age-months 8 --json
+    """
+    guide = _load_guide(content)
+    conv = Conversation(guide)
+    outcome = guide.decide(question, age_months)
+    replies = conv.respond(outcome)
+    if as_json:
+        refs = [r for reply in replies[:1] for r in reply.articles]
+        payload: dict[str, Any] = {
+            "kind": outcome.kind,
+            "articles": [{"id": r.id, "title": r.title, "topic": r.topic, "score": r.score} for r in refs],
+            "text": "\n\n".join(to_plain(r.text) for r in replies),
+        }
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        print_replies(replies)
+
+
+@main.command()
+@click.option("--age-months", type=click.IntRange(0, 72), help="Start with the child's age in months.")
+@content_option
+def chat(age_months: int | None, content: str | None) -> None:
+    """Talk to the guide on the console, offline, no token needed.
+
+    Type a question; a number presses a button of the last reply; /topics, /age N, /help, /quit.
+
+    Example: zjcare-guide chat --age-months 8
+    """
+    guide = _load_guide(content)
+    conv = Conversation(guide)
+    session = Session(age_months=age_months)
+    interactive = sys.stdin.isatty()
+    print_replies(conv.handle(Command("start"), session))
+    while True:
+        if interactive:
+            click.echo("")
+        try:
+            line = input("您> " if interactive else "")
+        except (EOFError, KeyboardInterrupt):
+            click.echo("")
+            break
+        line = line.strip()
+        if line in ("/quit", "/exit", "/q"):
+            break
+        if not interactive:
+            click.echo(f"您> {line}")
+        if line.startswith("/"):
+            name, _, args = line[1:].partition(" ")
+            replies = conv.handle(Command(name, args), session)
+        else:
+            replies = conv.handle(Text(line), session)
+        click.echo("")
+        print_replies(replies)
+
+
+@main.group()
+def content() -> None:
+    """Editors' tools for the guidance content."""
+
+
+@content.command("check")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--today", help="Check review dates as of this day (YYYY-MM-DD); default: today in Asia/Shanghai.")
+def content_check(directory: str | None, today: str | None) -> None:
+    """Validate every content file; print path:line: problem and exit 1 on any.
+
+    Example: zjcare-guide content check content/
+    """
+    root = _content_dir(directory)
+    library, problems = check_content(root, _today(today))
+    for p in problems:
+        click.echo(str(p))
+    if library is None:
+        click.echo(f"{len(problems)} problem(s) in {root}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {len(library.articles)} articles, {len(library.danger.signs)} danger signs, "
+               f"{len(library.topics)} topics in {root}")
+
+
+@content.command("test")
+@click.option("--verbose", "-v", is_flag=True, help="List every miss, not only the first 40.")
+@content_option
+def content_test(verbose: bool, content: str | None) -> None:
+    """Leave-one-out self-test: each example question, removed from the index, must still find its article.
+
+    Example: zjcare-guide content test
+    """
+    guide = _load_guide(content)
+    result = leave_one_out(guide)
+    share = result.routed / result.asked if result.asked else 0.0
+    offered = result.offered / result.asked if result.asked else 0.0
+    click.echo(f"{result.routed}/{result.asked} example questions still answered with their own article: "
+               f"{share:.1%} (target ≥ 90%); offered among choices or answered: {offered:.1%}")
+    shown = result.misses if verbose else result.misses[:40]
+    for article_id, question, got in shown:
+        click.echo(f"  miss {article_id}: {question}  →  {got}")
+    if len(shown) < len(result.misses):
+        click.echo(f"  … {len(result.misses) - len(shown)} more (use -v)")
+
+
+@content.command("eval")
+@click.argument("golden", required=False, type=click.Path(dir_okay=False, exists=True))
+@click.option("--verbose", "-v", is_flag=True, help="List the misses.")
+@content_option
+def content_eval(golden: str | None, verbose: bool, content: str | None) -> None:
+    """Report matching and triage quality on a golden question file.
+
+    Example: zjcare-guide content eval tests/golden/questions.yaml -v
+    """
+    guide = _load_guide(content)
+    report = evaluate(guide, load_golden(Path(golden) if golden else DEFAULT_GOLDEN))
+    f = report.figures()
+    click.echo(f"in-scope answered with a correct article: {f['answered_correct']:.1%} "
+               f"({report.answered_correct}/{report.in_scope}; target ≥ 85%)")
+    click.echo(f"in-scope correct within the offered choices: {f['within_choices']:.1%} "
+               f"({report.within_choices}/{report.in_scope}; target ≥ 95%)")
+    click.echo(f"danger-sign messages escalated: {f['urgent_escalated']:.1%} "
+               f"({report.escalated}/{report.urgent}; target ≥ 95%)")
+    click.echo(f"non-urgent danger words escalated anyway: {f['not_urgent_false_alarms']:.1%} "
+               f"({report.false_alarms}/{report.not_urgent})")
+    click.echo(f"out-of-scope answered with an article: {f['out_of_scope_answered']:.1%} "
+               f"({report.out_answered}/{report.out_of_scope}; target ≤ 10%)")
+    if verbose:
+        for m in report.misses:
+            click.echo(f"  [{m.group}] {m.question}  expected {m.expected}  got {m.got}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,201 @@
+"""One conversation, many transports: an event and the chat's session in, replies out.
+
+The console `chat` and the Telegram bot both call `Conversation.handle`, so they behave the same.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+from .guide import Guide, Outcome
+from .model import Article
+from .replies import (
+    Action,
+    ArticleRef,
+    Button,
+    Command,
+    Event,
+    Press,
+    Reply,
+    Session,
+    Text,
+    Unsupported,
+)
+
+MAX_MESSAGE = 500
+PAGE_SIZE = 8
+MAX_AGE_MONTHS = 72
+_CHOICE = re.compile(r"^\s*(\d{1,2})\s*$")
+
+
+class Conversation:
+    """Stateless over chats: everything per chat lives in the `Session` the transport passes in."""
+
+    def __init__(self, guide: Guide | Callable[[], Guide]) -> None:
+        # A callable lets a transport swap in a reloaded guide without rebuilding the conversation.
+        self._guide = guide if callable(guide) else (lambda: guide)
+
+    @property
+    def guide(self) -> Guide:
+        return self._guide()
+
+    # ------------------------------------------------------------ entry point
+
+    def handle(self, event: Event, session: Session) -> list[Reply]:
+        if isinstance(event, Text):
+            replies = self._text(event.text, session)
+        elif isinstance(event, Command):
+            replies = self._command(event, session)
+        elif isinstance(event, Press):
+            replies = self.press(event.action, session)
+        elif isinstance(event, Unsupported):
+            replies = [self._notice("bad_input", reason="unsupported")]
+        else:  # pragma: no cover - the Event union is closed
+            replies = [self._notice("error")]
+        actions = [a for r in replies for a in r.actions()]
+        if actions:  # a reply without buttons (a notice) keeps the previous choices open
+            session.options = actions
+        return replies
+
+    # ------------------------------------------------------------ text
+
+    def _text(self, text: str, session: Session) -> list[Reply]:
+        text = text.strip()
+        if not text:
+            return [self._notice("bad_input", reason="empty")]
+        if len(text) > MAX_MESSAGE:
+            return [self._notice("bad_input", reason="too_long", max_length=MAX_MESSAGE)]
+        m = _CHOICE.match(text)
+        if m and session.options:
+            n = int(m.group(1))
+            if 1 <= n <= len(session.options):
+                return self.press(session.options[n - 1], session)
+            return [self._notice("bad_input", reason="choice")]
+        return self.ask(text, session.age_months)
+
+    def ask(self, text: str, age_months: float | None = None) -> list[Reply]:
+        """The replies a parent gets for a free-text question."""
+        return self.respond(self.guide.decide(text, age_months))
+
+    def respond(self, outcome: Outcome) -> list[Reply]:
+        g = self.guide
+        if outcome.kind == "urgent":
+            assert outcome.triage is not None
+            findings = outcome.triage.findings
+            article = next((g.article(f.article) for f in findings if f.article and g.article(f.article)), None)
+            text = g.renderer.render("urgent", findings=findings, tier=outcome.triage.tier, first_aid=article)
+            refs: tuple[ArticleRef, ...] = (self._ref(article, None),) if article else ()
+            replies = [Reply("urgent", text, articles=refs)]
+            if article is not None:
+                replies.append(self._article_reply(article, kind="article"))
+            return replies
+        if outcome.kind == "greeting":
+            return [Reply("greeting", g.renderer.render("greeting", topics=g.library.topics),
+                          self._topic_buttons())]
+        if outcome.kind == "answer":
+            best = outcome.candidates[0]
+            reply = self._article_reply(best.article, kind="answer")
+            refs = tuple(self._ref(c.article, c.score) for c in outcome.candidates[:3])
+            return [Reply(reply.kind, reply.text, reply.buttons, refs)]
+        if outcome.kind == "choices":
+            arts = [c.article for c in outcome.candidates]
+            text = g.renderer.render("choices", articles=arts)
+            buttons = tuple((Button(a.title, Action("article", a.id)),) for a in arts)
+            refs = tuple(self._ref(c.article, c.score) for c in outcome.candidates)
+            return [Reply("choices", text, (*buttons, (self._topics_button(),)), refs)]
+        template = "out_of_scope" if outcome.out_of_scope else "fallback"
+        return [Reply("fallback", g.renderer.render(template, topics=g.library.topics), self._topic_buttons())]
+
+    # ------------------------------------------------------------ buttons
+
+    def press(self, action: Action, session: Session | None = None) -> list[Reply]:
+        g = self.guide
+        if action.kind == "article":
+            article = g.article(action.arg)
+            if article is None:
+                return [self._notice("expired")]
+            return [self._article_reply(article, kind="article")]
+        if action.kind == "topics":
+            return [self.topics_menu()]
+        if action.kind == "topic":
+            return [self.topic_page(action.arg, action.page)]
+        if action.kind == "feedback":
+            if g.article(action.arg) is None or action.value not in (1, -1):
+                return [self._notice("expired")]
+            return [Reply("notice", g.renderer.label("thanks_feedback"))]
+        if action.kind == "help":
+            return [Reply("notice", g.renderer.render("help"), self._topic_buttons())]
+        return [self._notice("expired")]
+
+    def topics_menu(self) -> Reply:
+        g = self.guide
+        return Reply("menu", g.renderer.render("topics", topics=g.library.topics), self._topic_buttons())
+
+    def topic_page(self, topic_id: str, page: int) -> Reply:
+        g = self.guide
+        topic = g.library.topic(topic_id)
+        articles = g.library.in_topic(topic_id)
+        pages = max(1, math.ceil(len(articles) / PAGE_SIZE))
+        if topic is None or not 0 <= page < pages:
+            return self._notice("expired")
+        shown = articles[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]
+        text = g.renderer.render("topic_articles", topic=topic, articles=shown, page=page + 1, pages=pages)
+        rows: list[tuple[Button, ...]] = [(Button(a.title, Action("article", a.id)),) for a in shown]
+        nav: list[Button] = []
+        if page > 0:
+            nav.append(Button(g.renderer.label("prev"), Action("topic", topic_id, page - 1)))
+        if page + 1 < pages:
+            nav.append(Button(g.renderer.label("next"), Action("topic", topic_id, page + 1)))
+        nav.append(self._topics_button())
+        rows.append(tuple(nav))
+        return Reply("menu", text, tuple(rows))
+
+    # ------------------------------------------------------------ commands
+
+    def _command(self, cmd: Command, session: Session) -> list[Reply]:
+        g = self.guide
+        name = cmd.name.lower()
+        if name == "start":
+            return [Reply("greeting", g.renderer.render("welcome"), self._topic_buttons())]
+        if name == "help":
+            return self.press(Action("help"), session)
+        if name in ("topics", "menu"):
+            return [self.topics_menu()]
+        if name == "age":
+            try:
+                months = int(cmd.args.strip())
+            except ValueError:
+                return [self._notice("bad_input", reason="age")]
+            if not 0 <= months <= MAX_AGE_MONTHS:
+                return [self._notice("bad_input", reason="age")]
+            session.age_months = months
+            return [Reply("notice", g.renderer.render("age_set", age_months=months))]
+        return [Reply("notice", g.renderer.render("help"), self._topic_buttons())]
+
+    # ------------------------------------------------------------ helpers
+
+    def _article_reply(self, article: Article, kind: str) -> Reply:
+        g = self.guide
+        related = [a for a in (g.article(r) for r in article.related[:3]) if a is not None]
+        text = g.renderer.render("answer", article=article, related=related)
+        rows: list[tuple[Button, ...]] = [(Button(a.title, Action("article", a.id)),) for a in related]
+        rows.append((Button(g.renderer.label("feedback_up"), Action("feedback", article.id, value=1)),
+                     Button(g.renderer.label("feedback_down"), Action("feedback", article.id, value=-1))))
+        return Reply(kind, text, tuple(rows), (self._ref(article, None),))
+
+    def _topic_buttons(self) -> tuple[tuple[Button, ...], ...]:
+        topics = self.guide.library.topics
+        buttons = [Button(t.name, Action("topic", t.id)) for t in topics]
+        return tuple(tuple(buttons[i:i + 2]) for i in range(0, len(buttons), 2))
+
+    def _topics_button(self) -> Button:
+        return Button(self.guide.renderer.label("topics"), Action("topics"))
+
+    def _notice(self, template: str, **context: object) -> Reply:
+        return Reply("notice", self.guide.renderer.render(template, **context))
+
+    @staticmethod
+    def _ref(article: Article, score: float | None) -> ArticleRef:
+        return ArticleRef(article.id, article.title, article.topic, score)

@@ -1,0 +1,98 @@
+"""The guidance engine: a validated library with its triage, matcher and templates, built together so
+a reload swaps all of them at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .content import Library, check_content, load_library
+from .matching import Candidate, Matcher, MatchResult
+from .model import Article, Problem
+from .render import Renderer
+from .text import clean, strip_punct
+from .triage import Triage, TriageResult
+
+MAX_CHOICES = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the service decided for one message."""
+
+    kind: str  # answer | choices | urgent | greeting | fallback
+    candidates: tuple[Candidate, ...] = ()
+    triage: TriageResult | None = None
+    out_of_scope: bool = False
+
+
+class Guide:
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self.triage = Triage(library.danger)
+        self.matcher = Matcher(library.articles.values(), library.normaliser)
+        self.renderer = Renderer(library.templates_dir)
+        scope = library.scope
+        self._greetings = sorted({strip_punct(clean(g)) for g in scope.greetings}, key=len, reverse=True)
+        self._greeting_re = re.compile("|".join(map(re.escape, self._greetings)))
+        self._adult = tuple(library.normaliser.synonyms(strip_punct(clean(w))) for w in scope.adult_subjects)
+        self._child = tuple(library.normaliser.synonyms(strip_punct(clean(w))) for w in scope.child_words)
+
+    @classmethod
+    def from_dir(cls, root: Path, today: dt.date) -> Guide:
+        return cls(load_library(root, today))
+
+    def article(self, article_id: str) -> Article | None:
+        return self.library.articles.get(article_id)
+
+    def is_greeting(self, text: str) -> bool:
+        t = strip_punct(clean(text))
+        return bool(t) and not self._greeting_re.sub("", t)
+
+    def about_someone_else(self, text: str) -> bool:
+        """Names an adult, a pet or an older child, and nothing that places it with a young child."""
+        t = self.library.normaliser.synonyms(strip_punct(clean(text)))
+        return any(w in t for w in self._adult) and not any(w in t for w in self._child)
+
+    def decide(self, text: str, age_months: float | None = None) -> Outcome:
+        """Triage first, then greeting, scope and matching."""
+        triage = self.triage.assess(text, age_months)
+        if triage.urgent:
+            return Outcome("urgent", triage=triage)
+        if self.is_greeting(text):
+            return Outcome("greeting", triage=triage)
+        if self.about_someone_else(text):
+            return Outcome("fallback", triage=triage, out_of_scope=True)
+        age = triage.age_months
+        result = self.matcher.match(text, age)
+        return self._from_match(result, triage)
+
+    def _from_match(self, result: MatchResult, triage: TriageResult) -> Outcome:
+        th = self.matcher.thresholds
+        cands = result.candidates
+        if result.confident:
+            return Outcome("answer", cands, triage)
+        if not cands or result.known_share < th.min_known or cands[0].score < th.choice:
+            return Outcome("fallback", cands[:MAX_CHOICES], triage)
+        best = cands[0].score
+        close = [c for c in cands[:MAX_CHOICES] if c.score >= max(th.choice, best - th.choice_window)]
+        if len(close) < 2:
+            # One plausible article but not a confident one: let the parent confirm it, next to the
+            # runner-up, rather than answer outright or give up.
+            close = list(cands[:2])
+        return Outcome("choices", tuple(close), triage)
+
+
+class GuideHolder:
+    """Serves the last good guide; `reload` swaps in a new one only when the content passes the check."""
+
+    def __init__(self, guide: Guide) -> None:
+        self.guide = guide
+
+    def reload(self, today: dt.date) -> list[Problem]:
+        library, problems = check_content(self.guide.library.root, today)
+        if library is not None:
+            self.guide = Guide(library)
+        return problems

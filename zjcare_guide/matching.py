@@ -1,0 +1,200 @@
+"""Match a parent's question to guidance articles.
+
+Two steps keep the cost flat as the library grows: a shortlist from an inverted index of character
+bigrams and words (weighted by how rare they are across articles), then rapidfuzz scoring of only the
+shortlisted articles' titles, questions and keywords.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+import rjieba
+from rapidfuzz import fuzz
+
+from .model import Article
+from .text import Normaliser
+
+SHORTLIST = 8
+# Weight given to a query term no article uses: it counts against confidence (an unknown word is
+# usually what the question is really about) but less than the rarest known term.
+UNKNOWN_WEIGHT_FACTOR = 0.6
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the score (0–100) mixes its parts; tuned on the golden questions (see docs/matching.md)."""
+
+    coverage: float = 60.0  # share of the question's weighted terms the article uses anywhere
+    dice: float = 20.0      # weighted overlap with the article's closest single phrase, both ways
+    ratio: float = 30.0     # rapidfuzz ratio with the closest phrase
+    keyword: float = 5.0    # one of the article's keywords appears verbatim
+    off_age: float = 0.9    # factor when a known age is outside the article's age range
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Score cut-offs (0–100) tuned on tests/golden/questions.yaml; see docs/matching.md."""
+
+    answer: float = 45.0
+    margin: float = 1.0
+    choice: float = 30.0
+    choice_window: float = 12.0
+    min_known: float = 0.35
+
+
+@dataclass(frozen=True)
+class Candidate:
+    article: Article
+    score: float
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Ranked candidates, best first, and whether the best one is confident."""
+
+    candidates: tuple[Candidate, ...]
+    confident: bool
+    known_share: float
+
+    @property
+    def best(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+
+def terms(compact: str) -> set[str]:
+    """Character bigrams plus jieba words of two or more characters."""
+    out = {compact[i:i + 2] for i in range(len(compact) - 1)}
+    out.update(w for w in rjieba.cut(compact) if len(w) >= 2)
+    if len(compact) == 1:
+        out.add(compact)
+    return out
+
+
+class Matcher:
+    """An index over a fixed set of articles."""
+
+    def __init__(self, articles: Iterable[Article], normaliser: Normaliser,
+                 thresholds: Thresholds | None = None, shortlist: int = SHORTLIST,
+                 weights: Weights | None = None) -> None:
+        self.normaliser = normaliser
+        self.thresholds = thresholds or Thresholds()
+        self.weights = weights or Weights()
+        self.shortlist = shortlist
+        self.articles: list[Article] = list(articles)
+        self._phrases: list[list[str]] = []
+        self._phrase_terms: list[list[frozenset[str]]] = []
+        self._keywords: list[list[str]] = []
+        postings: dict[str, list[int]] = defaultdict(list)
+        for idx, article in enumerate(self.articles):
+            phrases, keywords, pterms = self._index_article(article)
+            self._phrases.append(phrases)
+            self._keywords.append(keywords)
+            self._phrase_terms.append(pterms)
+            for t in frozenset().union(*pterms):
+                postings[t].append(idx)
+        n = max(len(self.articles), 1)
+        self._postings = dict(postings)
+        self._idf = {t: self._idf_of(len(ids)) for t, ids in postings.items()}
+        self._unknown = math.log((n + 1) / 1.5) * UNKNOWN_WEIGHT_FACTOR
+        self._weigh_phrases()
+
+    def _idf_of(self, df: int) -> float:
+        return math.log((len(self.articles) + 1) / (df + 0.5))
+
+    def _index_article(self, article: Article) -> tuple[list[str], list[str], list[frozenset[str]]]:
+        norm = self.normaliser.compact
+        keywords = [norm(k) for k in article.keywords]
+        phrases = [p for p in dict.fromkeys([norm(article.title), *map(norm, article.questions), *keywords]) if p]
+        return phrases, [k for k in keywords if len(k) >= 2], [frozenset(terms(p)) for p in phrases]
+
+    def _weigh_phrases(self) -> None:
+        self._phrase_weight = [[sum(self._idf[t] for t in pt) for pt in pts] for pts in self._phrase_terms]
+
+    def __len__(self) -> int:
+        return len(self.articles)
+
+    def without(self, article_id: str, question: str) -> Matcher:
+        """A copy whose article `article_id` lacks `question`, for the leave-one-out self-test.
+
+        Only the postings of that article's terms change, so this costs a fraction of a rebuild."""
+        idx = next(i for i, a in enumerate(self.articles) if a.id == article_id)
+        clone = copy.copy(self)
+        article = replace(self.articles[idx], questions=tuple(q for q in self.articles[idx].questions
+                                                              if q != question))
+        clone.articles = list(self.articles)
+        clone.articles[idx] = article
+        phrases, keywords, pterms = self._index_article(article)
+        clone._phrases = list(self._phrases)
+        clone._phrases[idx] = phrases
+        clone._keywords = list(self._keywords)
+        clone._keywords[idx] = keywords
+        clone._phrase_terms = list(self._phrase_terms)
+        clone._phrase_terms[idx] = pterms
+        clone._postings = dict(self._postings)
+        clone._idf = dict(self._idf)
+        for t in frozenset().union(*self._phrase_terms[idx]) - frozenset().union(*pterms):
+            ids = [i for i in clone._postings[t] if i != idx]
+            if ids:
+                clone._postings[t] = ids
+                clone._idf[t] = clone._idf_of(len(ids))
+            else:
+                del clone._postings[t], clone._idf[t]
+        clone._weigh_phrases()
+        return clone
+
+    def match(self, text: str, age_months: float | None = None) -> MatchResult:
+        q = self.normaliser.compact(text)
+        if not q or not any(_is_cjk(ch) for ch in q):
+            # Digits, Latin letters or emoji alone ("123123", "asdf") are no question, unless they
+            # name something an article lists as a keyword ("hib", "ev71").
+            hits = [i for i, kws in enumerate(self._keywords) if q and q in kws]
+            if len(hits) == 1:
+                return MatchResult((Candidate(self.articles[hits[0]], 100.0),), True, 1.0)
+            return MatchResult((), False, 0.0)
+        qterms = terms(q)
+        total = 0.0
+        known = 0.0
+        coverage: dict[int, float] = defaultdict(float)
+        for t in qterms:
+            idf = self._idf.get(t)
+            if idf is None:
+                total += self._unknown
+                continue
+            total += idf
+            known += idf
+            for idx in self._postings[t]:
+                coverage[idx] += idf
+        if not coverage or total <= 0:
+            return MatchResult((), False, 0.0)
+        known_share = known / total
+        w = self.weights
+        short = sorted(coverage, key=coverage.__getitem__, reverse=True)[: self.shortlist]
+        scored: list[Candidate] = []
+        for idx in short:
+            dice = 0.0
+            for pt, pw in zip(self._phrase_terms[idx], self._phrase_weight[idx], strict=True):
+                shared = sum(self._idf[t] for t in qterms & pt)
+                dice = max(dice, 2 * shared / (total + pw))
+            ratio = max(fuzz.ratio(q, p) for p in self._phrases[idx]) / 100
+            score = w.coverage * coverage[idx] / total + w.dice * dice + w.ratio * ratio
+            if any(k in q for k in self._keywords[idx]):
+                score += w.keyword
+            article = self.articles[idx]
+            if age_months is not None and not article.fits_age(age_months):
+                score *= w.off_age
+            scored.append(Candidate(article, round(score, 1)))
+        scored.sort(key=lambda c: c.score, reverse=True)
+        th = self.thresholds
+        best = scored[0].score
+        second = scored[1].score if len(scored) > 1 else 0.0
+        confident = known_share >= th.min_known and best >= th.answer and best - second >= th.margin
+        return MatchResult(tuple(scored), confident, round(known_share, 3))
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"

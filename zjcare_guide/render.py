@@ -1,0 +1,109 @@
+"""Message templates (Jinja2 files in content/templates/) and the light markup they produce.
+
+Templates and article bodies share one small markup — paragraphs, `- ` list lines and `**bold**` —
+which each transport renders: plain text on the console, Telegram HTML in the bot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+import yaml
+
+from .model import Article, Problem, Topic
+
+if TYPE_CHECKING:
+    from .content import Library
+
+REQUIRED_TEMPLATES = ("welcome", "help", "greeting", "answer", "choices", "urgent", "fallback",
+                      "out_of_scope", "topics", "topic_articles", "disclaimer", "expired", "bad_input",
+                      "error", "age_set")
+LABELS_FILE = "labels.yaml"
+REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topics", "related_prefix",
+                   "thanks_feedback", "choice_prompt")
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+_SAMPLE_ARTICLE = Article(
+    id="sample", title="示例文章", topic="disease", questions=("示例",) * 5, keywords=(), age_months=(0, 36),
+    related=(), sources=("示例来源",), reviewed=dt.date(2026, 1, 1), body="示例正文。", path=Path("sample.md"),
+)
+_SAMPLE_TOPIC = Topic("disease", "常见病护理", "示例")
+
+
+def sample_context(name: str) -> dict[str, Any]:
+    """A context that exercises every variable a template may use, for `content check`."""
+    return {
+        "article": _SAMPLE_ARTICLE, "articles": [_SAMPLE_ARTICLE, _SAMPLE_ARTICLE],
+        "related": [_SAMPLE_ARTICLE], "topic": _SAMPLE_TOPIC, "topics": [_SAMPLE_TOPIC],
+        "findings": [{"label": "抽搐", "tier": 1}], "tier": 1, "first_aid": _SAMPLE_ARTICLE,
+        "age_months": 8, "page": 1, "pages": 2, "reason": "too_long", "max_length": 500,
+    }
+
+
+class Renderer:
+    """Renders the content's templates; strict, so a typo in a template fails `content check`."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(templates_dir)),
+            undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        labels_path = templates_dir / LABELS_FILE
+        data = yaml.safe_load(labels_path.read_text(encoding="utf-8")) if labels_path.exists() else {}
+        self.labels: dict[str, str] = {str(k): str(v) for k, v in (data or {}).items()}
+
+    def render(self, name: str, **context: Any) -> str:
+        template = self.env.get_template(f"{name}.j2")
+        text = template.render(labels=self.labels, **context)
+        # Collapse the blank lines that template logic leaves behind.
+        return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+    def label(self, key: str, **context: Any) -> str:
+        return self.labels[key].format(**context) if context else self.labels[key]
+
+
+def check_templates(library: Library) -> list[Problem]:
+    """Every required template exists and renders; every label is present."""
+    problems: list[Problem] = []
+    tdir = library.templates_dir
+    if not tdir.is_dir():
+        return [Problem(tdir, 1, "templates directory is missing")]
+    try:
+        renderer = Renderer(tdir)
+    except (yaml.YAMLError, OSError) as exc:
+        return [Problem(tdir / LABELS_FILE, 1, f"cannot load labels: {exc}")]
+    for key in REQUIRED_LABELS:
+        if key not in renderer.labels:
+            problems.append(Problem(tdir / LABELS_FILE, 1, f"label '{key}' is missing"))
+    names = {p.stem for p in tdir.glob("*.j2")}
+    for name in REQUIRED_TEMPLATES:
+        if name not in names:
+            problems.append(Problem(tdir / f"{name}.j2", 1, "required template is missing"))
+    for name in sorted(names):
+        path = tdir / f"{name}.j2"
+        try:
+            text = renderer.render(name, **sample_context(name))
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(Problem(path, exc.lineno or 1, f"template syntax error: {exc.message}"))
+            continue
+        except (jinja2.TemplateError, AttributeError, TypeError, KeyError) as exc:
+            problems.append(Problem(path, 1, f"template fails to render: {exc}"))
+            continue
+        if not text:
+            problems.append(Problem(path, 1, "template renders to empty text"))
+        if re.search(r"[<>]", text):
+            problems.append(Problem(path, 1, "templates may not contain '<' or '>' (use the light markup)"))
+        if text.count("**") % 2:
+            problems.append(Problem(path, 1, "unbalanced ** in template"))
+    return problems
+
+
+def to_plain(markup: str) -> str:
+    """The console form of the light markup."""
+    return _BOLD.sub(r"\1", markup)

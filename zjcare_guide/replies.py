@@ -1,0 +1,80 @@
+"""Transport-neutral events in and replies out of the conversation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a button does. Transports encode it (the bot in ≤ 64-byte callback data)."""
+
+    kind: str  # article | topic | topics | feedback | help
+    arg: str = ""
+    page: int = 0
+    value: int = 0
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action: Action
+
+
+@dataclass(frozen=True)
+class ArticleRef:
+    id: str
+    title: str
+    topic: str
+    score: float | None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message to the parent: light-markup text and rows of buttons."""
+
+    kind: str  # answer | choices | urgent | greeting | fallback | article | menu | notice
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    articles: tuple[ArticleRef, ...] = ()
+
+    def actions(self) -> list[Action]:
+        return [b.action for row in self.buttons for b in row]
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: str = ""
+
+
+@dataclass(frozen=True)
+class Press:
+    action: Action
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A sticker, photo, voice note, file… anything the service cannot read."""
+
+    what: str
+
+
+Event = Text | Command | Press | Unsupported
+
+
+@dataclass
+class Session:
+    """Per-chat state a transport keeps between events. Holds no name or birth date."""
+
+    age_months: float | None = None
+    # The buttons of the last reply, so a console user can answer "2" to press the second one.
+    options: list[Action] = field(default_factory=list)

@@ -1,0 +1,128 @@
+"""Text normalisation for everyday Chinese parent messages.
+
+Two layers: `clean()` is language-neutral (width, script, case, numerals) and keeps clause punctuation
+so triage can see clause boundaries; `Normaliser.compact()` adds the content's synonyms and drops
+punctuation and filler so matching compares only what carries meaning.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+import opencc
+
+_T2S = opencc.OpenCC("t2s")
+
+_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5,
+           "六": 6, "七": 7, "八": 8, "九": 9}
+_NUMERAL = re.compile(r"[零〇一二两俩三四五六七八九十百]+")
+# A numeral only becomes digits when a unit or another number follows it (八个月, 三十九度, 两岁),
+# so words such as 一直, 一样, 十分 keep their meaning.
+_UNIT_AFTER = re.compile(r"(个|岁|周|天|度|点|次|月|年|小时|分钟|毫升|克|斤|颗|块|下|℃|°|\d)")
+_CLAUSE_PUNCT = re.compile(r"[,，。.!！?？;；:：、\n\r\t~～…]+")
+_STRIP = re.compile(r"[^\w.]+", re.UNICODE)
+
+
+def _numeral_value(s: str) -> int | None:
+    """Value of a Chinese numeral below 1000, or None for an unusual form."""
+    if "百" in s:
+        head, _, rest = s.partition("百")
+        h = _DIGITS.get(head, 1) if head else 1
+        r = _numeral_value(rest.lstrip("零〇")) if rest else 0
+        return None if r is None else h * 100 + r
+    if "十" in s:
+        head, _, tail = s.partition("十")
+        if len(head) > 1 or len(tail) > 1:
+            return None
+        tens = _DIGITS.get(head, 1) if head else 1
+        ones = _DIGITS.get(tail, 0) if tail else 0
+        return tens * 10 + ones
+    if len(s) == 1:
+        return _DIGITS.get(s)
+    return None
+
+
+def _convert_numerals(text: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for m in _NUMERAL.finditer(text):
+        following = text[m.end():m.end() + 2]
+        value = _numeral_value(m.group())
+        prev = text[m.start() - 1] if m.start() else ""
+        # 38度五 / 38度半: a numeral right after 度 is the decimal of a temperature.
+        after_degree = prev == "度" and len(m.group()) == 1
+        if value is None or not (_UNIT_AFTER.match(following) or after_degree):
+            continue
+        out.append(text[pos:m.start()])
+        out.append(str(value))
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+@lru_cache(maxsize=4096)
+def clean(text: str) -> str:
+    """Width-fold, simplify, lower-case and turn numerals into digits; keeps punctuation."""
+    t = unicodedata.normalize("NFKC", text)
+    t = _T2S.convert(t).lower()
+    t = t.replace("°c", "度").replace("℃", "度").replace("°", "度")
+    t = _convert_numerals(t)
+    t = re.sub(r"(\d)\s*度\s*半", r"\1.5度", t)
+    t = re.sub(r"(\d)\s*度\s*(\d)(?!\d)", r"\1.\2度", t)
+    t = re.sub(r"(\d)\s*点\s*(\d)\s*度", r"\1.\2度", t)
+    t = re.sub(r"半岁", "6个月", t)
+    t = re.sub(r"(\d+)\s*个?\s*半月", lambda m: f"{m.group(1)}.5个月", t)
+    return t
+
+
+def clauses(text: str) -> list[str]:
+    """Split a cleaned message into clauses at punctuation, spaces and contrast words."""
+    parts = _CLAUSE_PUNCT.split(text)
+    out: list[str] = []
+    for p in parts:
+        for q in re.split(r"\s+|但是|可是|不过|但", p):
+            if q:
+                out.append(q)
+    return out
+
+
+def strip_punct(text: str) -> str:
+    """Drop everything but letters, digits, CJK and decimal points."""
+    return _STRIP.sub("", text).replace("_", "")
+
+
+class Normaliser:
+    """Applies the content's synonyms and filler list on top of `clean`."""
+
+    def __init__(self, synonyms: Mapping[str, Iterable[str]], fillers: Iterable[str] = ()) -> None:
+        mapping: dict[str, str] = {}
+        for canonical, variants in synonyms.items():
+            for v in variants:
+                key = strip_punct(clean(v))
+                if key:
+                    mapping[key] = canonical
+        # A canonical word maps to itself so that a shorter variant inside it ("咳" in "咳嗽") is not
+        # rewritten again.
+        for canonical in synonyms:
+            mapping.setdefault(strip_punct(clean(canonical)), canonical)
+        self._mapping = mapping
+        self._syn = (re.compile("|".join(re.escape(k) for k in sorted(mapping, key=len, reverse=True)))
+                     if mapping else None)
+        fills = sorted({clean(f) for f in fillers if f}, key=len, reverse=True)
+        self._fill = re.compile("|".join(re.escape(f) for f in fills)) if fills else None
+
+    def synonyms(self, text: str) -> str:
+        if self._syn is None:
+            return text
+        return self._syn.sub(lambda m: self._mapping[m.group()], text)
+
+    def compact(self, text: str) -> str:
+        """The matching form of a message: cleaned, synonym-folded, without punctuation or filler."""
+        t = strip_punct(clean(text))
+        t = self.synonyms(t)
+        if self._fill is not None:
+            t = self._fill.sub("", t)
+        return t
