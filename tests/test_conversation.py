@@ -98,3 +98,11 @@ def test_adult_question_is_out_of_scope(conversation: Conversation) -> None:
     [reply] = conversation.handle(Text("我老公发烧了怎么办"), Session())
     assert reply.kind == "fallback"
     assert "12320" in reply.text
+
+
+def test_urgent_follow_up_is_the_most_specific_article(conversation: Conversation) -> None:
+    replies = conversation.handle(Text("宝宝吃葡萄噎住了，脸都发紫了"), Session())
+    assert replies[0].kind == "urgent"
+    assert replies[1].articles[0].id == "choking-first-aid"
+    general = conversation.handle(Text("孩子叫不醒"), Session())
+    assert general[1].articles[0].id == "when-to-hospital"

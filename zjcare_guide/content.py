@@ -52,7 +52,12 @@ class DangerRules:
     breathing_rules: tuple[BreathingRule, ...]
     breathing_label: str
     breathing_article: str | None
+    general_article: str | None
     sources: tuple[str, ...]
+
+    def follow_up(self, articles: list[str]) -> str | None:
+        """The article to send after an escalation: the first specific one, else the general one."""
+        return next((a for a in articles if a != self.general_article), articles[0] if articles else None)
 
 
 @dataclass
@@ -423,8 +428,8 @@ def _load_danger(path: Path, article_ids: set[str], problems: list[Problem]) -> 
         except (KeyError, TypeError, ValueError):
             problems.append(Problem(path, _line_of(node, "fast_breathing"),
                                     f"breathing rule {r!r} needs under_months and per_minute"))
-    for key, section in (("fever", fever), ("fast_breathing", breathing)):
-        art = section.get("article")
+    for key, section in (("fever", fever), ("fast_breathing", breathing), ("general_article", data)):
+        art = section.get("article") if key != "general_article" else data.get("general_article")
         if art is not None and art not in article_ids:
             problems.append(Problem(path, _line_of(node, key), f"{key}: article '{art}' does not exist"))
     return DangerRules(
@@ -435,6 +440,7 @@ def _load_danger(path: Path, article_ids: set[str], problems: list[Problem]) -> 
         fever_label=str(fever.get("label", "")), fever_article=fever.get("article"),
         breathing_rules=tuple(sorted(breathing_rules, key=lambda r: r.under_months)),
         breathing_label=str(breathing.get("label", "")), breathing_article=breathing.get("article"),
+        general_article=data.get("general_article"),
         sources=tuple(_str_list(data.get("sources")) or ()),
     )
 

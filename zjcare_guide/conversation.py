@@ -84,7 +84,8 @@ class Conversation:
         if outcome.kind == "urgent":
             assert outcome.triage is not None
             findings = outcome.triage.findings
-            article = next((g.article(f.article) for f in findings if f.article and g.article(f.article)), None)
+            chosen = g.library.danger.follow_up([f.article for f in findings if f.article])
+            article = g.article(chosen) if chosen else None
             text = g.renderer.render("urgent", findings=findings, tier=outcome.triage.tier, first_aid=article)
             refs: tuple[ArticleRef, ...] = (self._ref(article, None),) if article else ()
             replies = [Reply("urgent", text, articles=refs)]

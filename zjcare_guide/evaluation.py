@@ -116,7 +116,8 @@ def leave_one_out(guide: Guide) -> SelfTest:
                 o = guide._from_match(matcher.match(question, triage.age_months), triage)
             ids = [c.article.id for c in o.candidates]
             result.asked += 1
-            if o.kind == "answer" and ids and ids[0] == article.id:
+            escalated_here = o.kind == "urgent" and any(f.article == article.id for f in triage.findings)
+            if (o.kind == "answer" and ids and ids[0] == article.id) or escalated_here:
                 result.routed += 1
                 result.offered += 1
             else:

@@ -29,10 +29,10 @@ UNKNOWN_WEIGHT_FACTOR = 0.6
 class Weights:
     """How the score (0–100) mixes its parts; tuned on the golden questions (see docs/matching.md)."""
 
-    coverage: float = 60.0  # share of the question's weighted terms the article uses anywhere
+    coverage: float = 45.0  # share of the question's weighted terms the article uses anywhere
     dice: float = 20.0      # weighted overlap with the article's closest single phrase, both ways
     ratio: float = 30.0     # rapidfuzz ratio with the closest phrase
-    keyword: float = 5.0    # one of the article's keywords appears verbatim
+    keyword: float = 10.0   # one of the article's keywords appears verbatim
     off_age: float = 0.9    # factor when a known age is outside the article's age range
 
 
@@ -40,11 +40,11 @@ class Weights:
 class Thresholds:
     """Score cut-offs (0–100) tuned on tests/golden/questions.yaml; see docs/matching.md."""
 
-    answer: float = 45.0
-    margin: float = 1.0
-    choice: float = 30.0
+    answer: float = 35.0
+    margin: float = 0.5
+    choice: float = 20.0
     choice_window: float = 12.0
-    min_known: float = 0.35
+    min_known: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -147,15 +147,33 @@ class Matcher:
         clone._weigh_phrases()
         return clone
 
-    def match(self, text: str, age_months: float | None = None) -> MatchResult:
+    def _features(self, q: str, qterms: set[str], total: float,
+                  coverage: dict[int, float]) -> list[tuple[int, dict[str, float]]]:
+        """Score parts (each 0–1) for the shortlisted articles."""
+        out = []
+        for idx in sorted(coverage, key=coverage.__getitem__, reverse=True)[: self.shortlist]:
+            dice = 0.0
+            for pt, pw in zip(self._phrase_terms[idx], self._phrase_weight[idx], strict=True):
+                shared = sum(self._idf[t] for t in qterms & pt)
+                dice = max(dice, 2 * shared / (total + pw))
+            out.append((idx, {
+                "coverage": coverage[idx] / total,
+                "dice": dice,
+                "ratio": max(fuzz.ratio(q, p) for p in self._phrases[idx]) / 100,
+                "keyword": float(any(k in q for k in self._keywords[idx])),
+            }))
+        return out
+
+    def explain(self, text: str) -> tuple[str, float, list[tuple[Article, dict[str, float]]]]:
+        """The matching form of `text`, the share of its weight the library knows, and the score
+        parts of each shortlisted article (for `match`, tuning and editors' questions)."""
         q = self.normaliser.compact(text)
         if not q or not any(_is_cjk(ch) for ch in q):
             # Digits, Latin letters or emoji alone ("123123", "asdf") are no question, unless they
             # name something an article lists as a keyword ("hib", "ev71").
             hits = [i for i, kws in enumerate(self._keywords) if q and q in kws]
-            if len(hits) == 1:
-                return MatchResult((Candidate(self.articles[hits[0]], 100.0),), True, 1.0)
-            return MatchResult((), False, 0.0)
+            full = {"coverage": 1.0, "dice": 1.0, "ratio": 1.0, "keyword": 1.0}
+            return q, (1.0 if hits else 0.0), [(self.articles[i], full) for i in hits]
         qterms = terms(q)
         total = 0.0
         known = 0.0
@@ -170,25 +188,23 @@ class Matcher:
             for idx in self._postings[t]:
                 coverage[idx] += idf
         if not coverage or total <= 0:
-            return MatchResult((), False, 0.0)
-        known_share = known / total
+            return q, 0.0, []
+        return q, known / total, [(self.articles[i], f) for i, f in self._features(q, qterms, total, coverage)]
+
+    def score(self, features: dict[str, float], article: Article, age_months: float | None) -> float:
         w = self.weights
-        short = sorted(coverage, key=coverage.__getitem__, reverse=True)[: self.shortlist]
-        scored: list[Candidate] = []
-        for idx in short:
-            dice = 0.0
-            for pt, pw in zip(self._phrase_terms[idx], self._phrase_weight[idx], strict=True):
-                shared = sum(self._idf[t] for t in qterms & pt)
-                dice = max(dice, 2 * shared / (total + pw))
-            ratio = max(fuzz.ratio(q, p) for p in self._phrases[idx]) / 100
-            score = w.coverage * coverage[idx] / total + w.dice * dice + w.ratio * ratio
-            if any(k in q for k in self._keywords[idx]):
-                score += w.keyword
-            article = self.articles[idx]
-            if age_months is not None and not article.fits_age(age_months):
-                score *= w.off_age
-            scored.append(Candidate(article, round(score, 1)))
-        scored.sort(key=lambda c: c.score, reverse=True)
+        s = (w.coverage * features["coverage"] + w.dice * features["dice"] + w.ratio * features["ratio"]
+             + w.keyword * features["keyword"])
+        if age_months is not None and not article.fits_age(age_months):
+            s *= w.off_age
+        return round(s, 1)
+
+    def match(self, text: str, age_months: float | None = None) -> MatchResult:
+        _, known_share, explained = self.explain(text)
+        scored = sorted((Candidate(a, self.score(f, a, age_months)) for a, f in explained),
+                        key=lambda c: c.score, reverse=True)
+        if not scored:
+            return MatchResult((), False, known_share)
         th = self.thresholds
         best = scored[0].score
         second = scored[1].score if len(scored) > 1 else 0.0

@@ -24,6 +24,9 @@ _NUMERAL = re.compile(r"[零〇一二两俩三四五六七八九十百]+")
 _UNIT_AFTER = re.compile(r"(个|岁|周|天|度|点|次|月|年|小时|分钟|毫升|克|斤|颗|块|下|℃|°|\d)")
 _CLAUSE_PUNCT = re.compile(r"[,，。.!！?？;；:：、\n\r\t~～…]+")
 _STRIP = re.compile(r"[^\w.]+", re.UNICODE)
+# Ages and other numbers say nothing about the topic (the age is used separately, from the message
+# or the child's profile); numbers that do name a topic (13价, ev71, 42天) are synonyms by then.
+_AGE = re.compile(r"\d+(?:\.\d+)?(?:个多月|个半月|个月|月龄|周岁|岁半|岁|天|周|星期)(?:大|龄)?|\d+(?:\.\d+)?|\.")
 
 
 def _numeral_value(s: str) -> int | None:
@@ -122,7 +125,7 @@ class Normaliser:
     def compact(self, text: str) -> str:
         """The matching form of a message: cleaned, synonym-folded, without punctuation or filler."""
         t = strip_punct(clean(text))
-        t = self.synonyms(t)
+        t = _AGE.sub("", self.synonyms(t))
         if self._fill is not None:
             t = self._fill.sub("", t)
         return t

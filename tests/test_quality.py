@@ -1,0 +1,51 @@
+"""Triage and matching quality on the golden files (figures, not timings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from zjcare_guide.evaluation import evaluate, leave_one_out, load_golden
+from zjcare_guide.guide import Guide
+
+from .conftest import GOLDEN
+
+TRIAGE: list[dict[str, Any]] = yaml.safe_load((GOLDEN / "triage.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", TRIAGE, ids=[c["q"] for c in TRIAGE])
+def test_triage_case(case: dict[str, Any], guide: Guide) -> None:
+    result = guide.triage.assess(case["q"], case.get("age_months"))
+    assert result.tier == case["tier"], result.findings
+
+
+@pytest.fixture(scope="module")
+def report(guide: Guide):  # type: ignore[no-untyped-def]
+    return evaluate(guide, load_golden(GOLDEN / "questions.yaml"))
+
+
+def test_in_scope_answered_correctly(report) -> None:  # type: ignore[no-untyped-def]
+    assert report.figures()["answered_correct"] >= 0.85
+
+
+def test_in_scope_within_choices(report) -> None:  # type: ignore[no-untyped-def]
+    assert report.figures()["within_choices"] >= 0.95
+
+
+def test_danger_signs_escalated(report) -> None:  # type: ignore[no-untyped-def]
+    assert report.figures()["urgent_escalated"] >= 0.95
+
+
+def test_few_false_alarms(report) -> None:  # type: ignore[no-untyped-def]
+    assert report.figures()["not_urgent_false_alarms"] <= 0.10
+
+
+def test_out_of_scope_rarely_answered(report) -> None:  # type: ignore[no-untyped-def]
+    assert report.figures()["out_of_scope_answered"] <= 0.10
+
+
+def test_leave_one_out_self_test(guide: Guide) -> None:
+    result = leave_one_out(guide)
+    assert result.routed / result.asked >= 0.90, result.misses[:20]
