@@ -36,6 +36,10 @@ class Scope:
     greetings: frozenset[str]
     adult_subjects: tuple[str, ...]
     child_words: tuple[str, ...]
+    animals: tuple[str, ...]
+    animal_contact: tuple[str, ...]
+    child_persons: tuple[str, ...]
+    self_words: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class DangerRules:
     signs: tuple[DangerSign, ...]
     negations: tuple[str, ...]
     past_markers: tuple[str, ...]
+    history_suffixes: tuple[str, ...]
     hypothetical_markers: tuple[str, ...]
     present_markers: tuple[str, ...]
     fever_words: tuple[str, ...]
@@ -330,13 +335,15 @@ def _load_synonyms(path: Path, problems: list[Problem]) -> tuple[dict[str, list[
 def _load_scope(path: Path, problems: list[Problem]) -> Scope:
     data, node = _load_yaml(path, problems)
     lists: dict[str, list[str]] = {}
-    for key in ("greetings", "adult_subjects", "child_words"):
+    for key in ("greetings", "adult_subjects", "child_words", "animals", "animal_contact", "child_persons",
+                "self_words"):
         value = _str_list(data.get(key)) if isinstance(data, dict) else None
         if not value:
             problems.append(Problem(path, _line_of(node, key), f"'{key}' must be a non-empty list of words"))
             value = []
         lists[key] = value
-    return Scope(frozenset(lists["greetings"]), tuple(lists["adult_subjects"]), tuple(lists["child_words"]))
+    return Scope(frozenset(lists["greetings"]), *(tuple(lists[k]) for k in (
+        "adult_subjects", "child_words", "animals", "animal_contact", "child_persons", "self_words")))
 
 
 def _compile(pattern: str, path: Path, line: int, problems: list[Problem]) -> bool:
@@ -434,7 +441,8 @@ def _load_danger(path: Path, article_ids: set[str], problems: list[Problem]) -> 
             problems.append(Problem(path, _line_of(node, key), f"{key}: article '{art}' does not exist"))
     return DangerRules(
         signs=tuple(signs), negations=words("negations"), past_markers=words("past_markers"),
-        hypothetical_markers=words("hypothetical_markers"), present_markers=words("present_markers"),
+        history_suffixes=words("history_suffixes"), hypothetical_markers=words("hypothetical_markers"),
+        present_markers=words("present_markers"),
         fever_words=tuple(_str_list(fever.get("words")) or ()),
         fever_rules=tuple(sorted(fever_rules, key=lambda r: r.under_months)),
         fever_label=str(fever.get("label", "")), fever_article=fever.get("article"),

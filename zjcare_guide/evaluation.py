@@ -113,7 +113,7 @@ def leave_one_out(guide: Guide) -> SelfTest:
             if triage.urgent:
                 o = Outcome("urgent", triage=triage)
             else:
-                o = guide._from_match(matcher.match(question, triage.age_months), triage)
+                o = guide.outcome_for(matcher.match(question, triage.age_months), triage)
             ids = [c.article.id for c in o.candidates]
             result.asked += 1
             escalated_here = o.kind == "urgent" and any(f.article == article.id for f in triage.findings)

@@ -37,8 +37,12 @@ class Guide:
         scope = library.scope
         self._greetings = sorted({strip_punct(clean(g)) for g in scope.greetings}, key=len, reverse=True)
         self._greeting_re = re.compile("|".join(map(re.escape, self._greetings)))
-        self._adult = tuple(library.normaliser.synonyms(strip_punct(clean(w))) for w in scope.adult_subjects)
-        self._child = tuple(library.normaliser.synonyms(strip_punct(clean(w))) for w in scope.child_words)
+        def words(ws: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(library.normaliser.synonyms(strip_punct(clean(w))) for w in ws)
+
+        self._adult, self._child = words(scope.adult_subjects), words(scope.child_words)
+        self._animals, self._contact = words(scope.animals), words(scope.animal_contact + scope.child_persons)
+        self._self = words(scope.self_words)
 
     @classmethod
     def from_dir(cls, root: Path, today: dt.date) -> Guide:
@@ -52,9 +56,17 @@ class Guide:
         return bool(t) and not self._greeting_re.sub("", t)
 
     def about_someone_else(self, text: str) -> bool:
-        """Names an adult, a pet or an older child, and nothing that places it with a young child."""
+        """About an adult, the writer, an older child or a pet, with nothing that places it with a
+        young child (content/scope.yaml)."""
         t = self.library.normaliser.synonyms(strip_punct(clean(text)))
-        return any(w in t for w in self._adult) and not any(w in t for w in self._child)
+        if any(w in t for w in self._animals):
+            return not any(w in t for w in self._contact)
+        if any(w in t for w in self._child):
+            return False
+        if any(w in t for w in self._adult):
+            return True
+        t = t.replace("我们家", "").replace("我家", "")
+        return any(w in t for w in self._self)
 
     def decide(self, text: str, age_months: float | None = None) -> Outcome:
         """Triage first, then greeting, scope and matching."""
@@ -67,9 +79,10 @@ class Guide:
             return Outcome("fallback", triage=triage, out_of_scope=True)
         age = triage.age_months
         result = self.matcher.match(text, age)
-        return self._from_match(result, triage)
+        return self.outcome_for(result, triage)
 
-    def _from_match(self, result: MatchResult, triage: TriageResult) -> Outcome:
+    def outcome_for(self, result: MatchResult, triage: TriageResult) -> Outcome:
+        """The decision a match leads to (also used by the leave-one-out self-test)."""
         th = self.matcher.thresholds
         cands = result.candidates
         if result.confident:

@@ -22,7 +22,9 @@ from .text import Normaliser
 SHORTLIST = 8
 # Weight given to a query term no article uses: it counts against confidence (an unknown word is
 # usually what the question is really about) but less than the rarest known term.
-UNKNOWN_WEIGHT_FACTOR = 0.6
+UNKNOWN_WEIGHT_FACTOR = 0.3
+# Single characters carry little meaning in Chinese; they count for this share of their IDF.
+UNIGRAM_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,10 @@ class Weights:
 class Thresholds:
     """Score cut-offs (0–100) tuned on tests/golden/questions.yaml; see docs/matching.md."""
 
-    answer: float = 35.0
-    margin: float = 0.5
-    choice: float = 20.0
-    choice_window: float = 12.0
+    answer: float = 45.0
+    margin: float = 3.0
+    choice: float = 30.0
+    choice_window: float = 15.0
     min_known: float = 0.3
 
 
@@ -67,11 +69,12 @@ class MatchResult:
 
 
 def terms(compact: str) -> set[str]:
-    """Character bigrams plus jieba words of two or more characters."""
+    """Character bigrams, jieba words of two or more characters, and single Chinese characters
+    (marked with a leading "1", weighted down) so that "抬不起头" still meets "抬头"."""
     out = {compact[i:i + 2] for i in range(len(compact) - 1)}
     out.update(w for w in rjieba.cut(compact) if len(w) >= 2)
-    if len(compact) == 1:
-        out.add(compact)
+    if UNIGRAM_WEIGHT:
+        out.update("1" + ch for ch in compact if _is_cjk(ch))
     return out
 
 
@@ -99,12 +102,13 @@ class Matcher:
                 postings[t].append(idx)
         n = max(len(self.articles), 1)
         self._postings = dict(postings)
-        self._idf = {t: self._idf_of(len(ids)) for t, ids in postings.items()}
+        self._idf = {t: self._idf_of(len(ids), t) for t, ids in postings.items()}
         self._unknown = math.log((n + 1) / 1.5) * UNKNOWN_WEIGHT_FACTOR
         self._weigh_phrases()
 
-    def _idf_of(self, df: int) -> float:
-        return math.log((len(self.articles) + 1) / (df + 0.5))
+    def _idf_of(self, df: int, term: str = "") -> float:
+        idf = math.log((len(self.articles) + 1) / (df + 0.5))
+        return idf * UNIGRAM_WEIGHT if term.startswith("1") else idf
 
     def _index_article(self, article: Article) -> tuple[list[str], list[str], list[frozenset[str]]]:
         norm = self.normaliser.compact
@@ -141,7 +145,7 @@ class Matcher:
             ids = [i for i in clone._postings[t] if i != idx]
             if ids:
                 clone._postings[t] = ids
-                clone._idf[t] = clone._idf_of(len(ids))
+                clone._idf[t] = clone._idf_of(len(ids), t)
             else:
                 del clone._postings[t], clone._idf[t]
         clone._weigh_phrases()
@@ -181,7 +185,7 @@ class Matcher:
         for t in qterms:
             idf = self._idf.get(t)
             if idf is None:
-                total += self._unknown
+                total += self._unknown * (UNIGRAM_WEIGHT if t.startswith("1") else 1.0)
                 continue
             total += idf
             known += idf

@@ -147,7 +147,8 @@ class Triage:
         for clause in parts:
             for p in patterns:
                 for m in p.finditer(clause):
-                    if not self._negated(clause, m.start()) and not self._in_past(clause, m.start()):
+                    if (not self._negated(clause, m.start()) and not self._in_past(clause, m.start())
+                            and not clause.startswith(self.rules.history_suffixes, m.end())):
                         return True
         return False
 
