@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from zjcare_guide.conversation import MAX_MESSAGE, PAGE_SIZE, Conversation
+from zjcare_guide.guide import Guide, Outcome
 from zjcare_guide.replies import Action, Command, Press, Session, Text, Unsupported
 
 
@@ -106,3 +111,21 @@ def test_urgent_follow_up_is_the_most_specific_article(conversation: Conversatio
     assert replies[1].articles[0].id == "choking-first-aid"
     general = conversation.handle(Text("孩子叫不醒"), Session())
     assert general[1].articles[0].id == "when-to-hospital"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=80), age=st.one_of(st.none(), st.integers(0, 72)))
+def test_any_text_gets_a_reply_and_never_raises(conversation: Conversation, text: str, age: int | None) -> None:
+    replies = conversation.handle(Text(text), Session(age_months=age))
+    assert replies and all(r.text.strip() for r in replies)
+
+
+def test_safe_handle_turns_errors_into_an_apology(guide: Guide, caplog: pytest.LogCaptureFixture) -> None:
+    class Exploding(Guide):
+        def decide(self, text: str, age_months: float | None = None) -> Outcome:
+            raise RuntimeError("boom")
+
+    conv = Conversation(Exploding(guide.library))
+    [reply] = conv.safe_handle(Text("宝宝的名字叫小明，发烧了"), Session())
+    assert "抱歉" in reply.text and "120" in reply.text
+    assert "小明" not in caplog.text and "Text" in caplog.text

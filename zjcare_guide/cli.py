@@ -78,14 +78,13 @@ def ask(question: str, age_months: int | None, as_json: bool, content: str | Non
 
     Example: zjcare-guide ask "8个月宝宝辅食怎么加" --age-months 8 --json
     """
-    guide = _load_guide(content)
-    conv = Conversation(guide)
-    outcome = guide.decide(question, age_months)
-    replies = conv.respond(outcome)
+    conv = Conversation(_load_guide(content))
+    outcome, replies = conv.ask(question, age_months)
     if as_json:
         refs = [r for reply in replies[:1] for r in reply.articles]
         payload: dict[str, Any] = {
-            "kind": outcome.kind,
+            # A message that is no question (empty, far too long) gets the fallback kind.
+            "kind": outcome.kind if outcome else "fallback",
             "articles": [{"id": r.id, "title": r.title, "topic": r.topic, "score": r.score} for r in refs],
             "text": "\n\n".join(to_plain(r.text) for r in replies),
         }
@@ -108,7 +107,7 @@ def chat(age_months: int | None, content: str | None) -> None:
     conv = Conversation(guide)
     session = Session(age_months=age_months)
     interactive = sys.stdin.isatty()
-    print_replies(conv.handle(Command("start"), session))
+    print_replies(conv.safe_handle(Command("start"), session))
     while True:
         if interactive:
             click.echo("")
@@ -124,9 +123,9 @@ def chat(age_months: int | None, content: str | None) -> None:
             click.echo(f"您> {line}")
         if line.startswith("/"):
             name, _, args = line[1:].partition(" ")
-            replies = conv.handle(Command(name, args), session)
+            replies = conv.safe_handle(Command(name, args), session)
         else:
-            replies = conv.handle(Text(line), session)
+            replies = conv.safe_handle(Text(line), session)
         click.echo("")
         print_replies(replies)
 

@@ -5,6 +5,7 @@ The console `chat` and the Telegram bot both call `Conversation.handle`, so they
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -28,6 +29,7 @@ MAX_MESSAGE = 500
 PAGE_SIZE = 8
 MAX_AGE_MONTHS = 72
 _CHOICE = re.compile(r"^\s*(\d{1,2})\s*$")
+log = logging.getLogger(__name__)
 
 
 class Conversation:
@@ -42,6 +44,16 @@ class Conversation:
         return self._guide()
 
     # ------------------------------------------------------------ entry point
+
+    def safe_handle(self, event: Event, session: Session) -> list[Reply]:
+        """`handle`, but an unexpected error becomes a short apology instead of reaching the parent.
+
+        The log names the event type only: message text can hold a child's name or symptoms."""
+        try:
+            return self.handle(event, session)
+        except Exception:
+            log.exception("conversation failed on a %s event", type(event).__name__)
+            return [self._notice("error")]
 
     def handle(self, event: Event, session: Session) -> list[Reply]:
         if isinstance(event, Text):
@@ -63,21 +75,24 @@ class Conversation:
 
     def _text(self, text: str, session: Session) -> list[Reply]:
         text = text.strip()
-        if not text:
-            return [self._notice("bad_input", reason="empty")]
-        if len(text) > MAX_MESSAGE:
-            return [self._notice("bad_input", reason="too_long", max_length=MAX_MESSAGE)]
         m = _CHOICE.match(text)
         if m and session.options:
             n = int(m.group(1))
             if 1 <= n <= len(session.options):
                 return self.press(session.options[n - 1], session)
             return [self._notice("bad_input", reason="choice")]
-        return self.ask(text, session.age_months)
+        return self.ask(text, session.age_months)[1]
 
-    def ask(self, text: str, age_months: float | None = None) -> list[Reply]:
-        """The replies a parent gets for a free-text question."""
-        return self.respond(self.guide.decide(text, age_months))
+    def ask(self, text: str, age_months: float | None = None) -> tuple[Outcome | None, list[Reply]]:
+        """The decision and the replies a parent gets for a free-text question (no decision when
+        the message is empty or too long to be one question)."""
+        text = text.strip()
+        if not text:
+            return None, [self._notice("bad_input", reason="empty")]
+        if len(text) > MAX_MESSAGE:
+            return None, [self._notice("bad_input", reason="too_long", max_length=MAX_MESSAGE)]
+        outcome = self.guide.decide(text, age_months)
+        return outcome, self.respond(outcome)
 
     def respond(self, outcome: Outcome) -> list[Reply]:
         g = self.guide

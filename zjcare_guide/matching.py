@@ -19,12 +19,16 @@ from rapidfuzz import fuzz
 from .model import Article
 from .text import Normaliser
 
-SHORTLIST = 8
+SHORTLIST = 12
 # Weight given to a query term no article uses: it counts against confidence (an unknown word is
 # usually what the question is really about) but less than the rarest known term.
 UNKNOWN_WEIGHT_FACTOR = 0.3
 # Single characters carry little meaning in Chinese; they count for this share of their IDF.
 UNIGRAM_WEIGHT = 0.5
+# Terms used by more than this share of articles (宝, 吃…) do not pick the shortlist: walking their
+# long posting lists would make the cost grow with the library. They are still scored exactly for
+# the shortlisted articles.
+COMMON_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class Matcher:
         self.articles: list[Article] = list(articles)
         self._phrases: list[list[str]] = []
         self._phrase_terms: list[list[frozenset[str]]] = []
+        self._vocab: list[frozenset[str]] = []
         self._keywords: list[list[str]] = []
         postings: dict[str, list[int]] = defaultdict(list)
         for idx, article in enumerate(self.articles):
@@ -98,12 +103,14 @@ class Matcher:
             self._phrases.append(phrases)
             self._keywords.append(keywords)
             self._phrase_terms.append(pterms)
-            for t in frozenset().union(*pterms):
+            self._vocab.append(frozenset().union(*pterms))
+            for t in self._vocab[-1]:
                 postings[t].append(idx)
         n = max(len(self.articles), 1)
         self._postings = dict(postings)
         self._idf = {t: self._idf_of(len(ids), t) for t, ids in postings.items()}
         self._unknown = math.log((n + 1) / 1.5) * UNKNOWN_WEIGHT_FACTOR
+        self._common_df = max(8, int(n * COMMON_SHARE))
         self._weigh_phrases()
 
     def _idf_of(self, df: int, term: str = "") -> float:
@@ -139,9 +146,11 @@ class Matcher:
         clone._keywords[idx] = keywords
         clone._phrase_terms = list(self._phrase_terms)
         clone._phrase_terms[idx] = pterms
+        clone._vocab = list(self._vocab)
+        clone._vocab[idx] = frozenset().union(*pterms)
         clone._postings = dict(self._postings)
         clone._idf = dict(self._idf)
-        for t in frozenset().union(*self._phrase_terms[idx]) - frozenset().union(*pterms):
+        for t in self._vocab[idx] - clone._vocab[idx]:
             ids = [i for i in clone._postings[t] if i != idx]
             if ids:
                 clone._postings[t] = ids
@@ -151,11 +160,11 @@ class Matcher:
         clone._weigh_phrases()
         return clone
 
-    def _features(self, q: str, qterms: set[str], total: float,
+    def _features(self, q: str, qterms: set[str], total: float, short: list[int],
                   coverage: dict[int, float]) -> list[tuple[int, dict[str, float]]]:
         """Score parts (each 0–1) for the shortlisted articles."""
         out = []
-        for idx in sorted(coverage, key=coverage.__getitem__, reverse=True)[: self.shortlist]:
+        for idx in short:
             dice = 0.0
             for pt, pw in zip(self._phrase_terms[idx], self._phrase_weight[idx], strict=True):
                 shared = sum(self._idf[t] for t in qterms & pt)
@@ -182,6 +191,7 @@ class Matcher:
         total = 0.0
         known = 0.0
         coverage: dict[int, float] = defaultdict(float)
+        common: list[tuple[str, float]] = []
         for t in qterms:
             idf = self._idf.get(t)
             if idf is None:
@@ -189,11 +199,25 @@ class Matcher:
                 continue
             total += idf
             known += idf
-            for idx in self._postings[t]:
+            ids = self._postings[t]
+            if len(ids) > self._common_df:
+                common.append((t, idf))
+                continue
+            for idx in ids:
                 coverage[idx] += idf
+        if not coverage:
+            # Only common terms: let them pick the shortlist after all.
+            for t, idf in common:
+                for idx in self._postings[t]:
+                    coverage[idx] += idf
+            common = []
         if not coverage or total <= 0:
             return q, 0.0, []
-        return q, known / total, [(self.articles[i], f) for i, f in self._features(q, qterms, total, coverage)]
+        short = sorted(coverage, key=coverage.__getitem__, reverse=True)[: self.shortlist]
+        for idx in short:
+            vocab = self._vocab[idx]
+            coverage[idx] += sum(idf for t, idf in common if t in vocab)
+        return q, known / total, [(self.articles[i], f) for i, f in self._features(q, qterms, total, short, coverage)]
 
     def score(self, features: dict[str, float], article: Article, age_months: float | None) -> float:
         w = self.weights

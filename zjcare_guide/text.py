@@ -127,5 +127,6 @@ class Normaliser:
         t = strip_punct(clean(text))
         t = _AGE.sub("", self.synonyms(t))
         if self._fill is not None:
-            t = self._fill.sub("", t)
+            # Folding again after the filler is gone turns "打什么针" (→ "打针") into "打疫苗".
+            t = self.synonyms(self._fill.sub("", t))
         return t
