@@ -5,7 +5,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from zjcare_guide.cli import main
+from bot.cli import main
 
 
 def run(*args: str, input: str | None = None) -> tuple[int, str]:

@@ -11,10 +11,22 @@ from zjcare_guide.guide import Guide, Outcome
 from zjcare_guide.replies import Action, Command, Press, Session, Text, Unsupported
 
 
-def test_start_welcomes_with_emergency_numbers_and_topic_menu(conversation: Conversation) -> None:
+def test_start_welcomes_with_emergency_numbers_and_main_menu(conversation: Conversation) -> None:
     [reply] = conversation.handle(Command("start"), Session())
-    assert "120" in reply.text and "12320" in reply.text
-    assert len(reply.actions()) == 8
+    assert "120" in reply.text and "12320" in reply.text and "不能代替医生" in reply.text
+    assert [a.arg or a.kind for a in reply.actions()] == ["ask", "institutions", "reminders", "child", "help"]
+
+
+def test_menu_entries_not_built_yet_say_so_and_point_to_articles(conversation: Conversation) -> None:
+    session = Session()
+    for entry in ("institutions", "reminders"):
+        [reply] = conversation.handle(Press(Action("menu", entry)), session)
+        assert "即将开放" in reply.text
+        assert all(conversation.guide.article(a.arg) for a in reply.actions())
+    [child] = conversation.handle(Press(Action("menu", "child")), session)
+    assert "不会保存" in child.text
+    [ask] = conversation.handle(Press(Action("menu", "ask")), session)
+    assert len(ask.actions()) == 8
 
 
 def test_question_gets_article_with_related_and_feedback_buttons(conversation: Conversation) -> None:

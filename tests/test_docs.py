@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from zjcare_guide.cli import main
+from bot.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

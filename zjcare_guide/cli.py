@@ -11,12 +11,14 @@ from typing import Any
 
 import click
 
+from .config import Config, ConfigError
 from .content import DEFAULT_CONTENT_DIR, ContentError, check_content
 from .conversation import Conversation
 from .evaluation import evaluate, leave_one_out, load_golden
 from .guide import Guide
 from .render import to_plain
 from .replies import Command, Reply, Session, Text
+from .store import Store
 
 DEFAULT_GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "questions.yaml"
 
@@ -31,7 +33,22 @@ def _content_dir(value: str | None) -> Path:
     return Path(value or os.environ.get("ZJCARE_CONTENT_DIR") or DEFAULT_CONTENT_DIR)
 
 
-def _load_guide(content: str | None, today: str | None = None) -> Guide:
+def config_from_env() -> Config:
+    try:
+        return Config.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def open_store(path: str | None) -> Store:
+    target = Path(path) if path else config_from_env().db_path
+    try:
+        return Store.open(target)
+    except Exception as exc:  # sqlite3 errors, permissions: one line for the operator
+        raise click.ClickException(f"cannot open the database {target}: {exc}") from None
+
+
+def load_guide(content: str | None, today: str | None = None) -> Guide:
     root = _content_dir(content)
     try:
         return Guide.from_dir(root, _today(today))
@@ -78,7 +95,7 @@ def ask(question: str, age_months: int | None, as_json: bool, content: str | Non
 
     Example: zjcare-guide ask "8个月宝宝辅食怎么加" --age-months 8 --json
     """
-    conv = Conversation(_load_guide(content))
+    conv = Conversation(load_guide(content))
     outcome, replies = conv.ask(question, age_months)
     if as_json:
         refs = [r for reply in replies[:1] for r in reply.articles]
@@ -103,8 +120,8 @@ def chat(age_months: int | None, content: str | None) -> None:
 
     Example: zjcare-guide chat --age-months 8
     """
-    guide = _load_guide(content)
-    conv = Conversation(guide)
+    guide = load_guide(content)
+    conv = Conversation(guide, open_store(None), today=lambda: _today(None))
     session = Session(age_months=age_months)
     interactive = sys.stdin.isatty()
     print_replies(conv.safe_handle(Command("start"), session))
@@ -162,7 +179,7 @@ def content_test(verbose: bool, content: str | None) -> None:
 
     Example: zjcare-guide content test
     """
-    guide = _load_guide(content)
+    guide = load_guide(content)
     result = leave_one_out(guide)
     share = result.routed / result.asked if result.asked else 0.0
     offered = result.offered / result.asked if result.asked else 0.0
@@ -175,6 +192,31 @@ def content_test(verbose: bool, content: str | None) -> None:
         click.echo(f"  … {len(result.misses) - len(shown)} more (use -v)")
 
 
+@content.command("gaps")
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only questions from this day on.")
+@click.option("--db", type=click.Path(dir_okay=False), help="Database (default: $ZJCARE_DB).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rows.")
+def content_gaps(limit: int, since: dt.datetime | None, db: str | None, as_json: bool) -> None:
+    """The questions parents asked most that got no answer or a 👎: what to write next.
+
+    Example: zjcare-guide content gaps --limit 30 --since 2026-11-01
+    """
+    gaps = open_store(db).gaps(limit=limit, since=since.date() if since else None)
+    if as_json:
+        click.echo(json.dumps([{"question": g.question, "unanswered": g.unanswered, "disliked": g.disliked,
+                                "articles": g.articles.split(",") if g.articles else []} for g in gaps],
+                              ensure_ascii=False, indent=2))
+        return
+    if not gaps:
+        click.echo("no unanswered or disliked questions recorded yet")
+        return
+    click.echo(f"{'total':>5} {'none':>5} {'👎':>4}  question  [disliked articles]")
+    for g in gaps:
+        extra = f"  [{g.articles}]" if g.articles else ""
+        click.echo(f"{g.total:>5} {g.unanswered:>5} {g.disliked:>4}  {g.question}{extra}")
+
+
 @content.command("eval")
 @click.argument("golden", required=False, type=click.Path(dir_okay=False, exists=True))
 @click.option("--verbose", "-v", is_flag=True, help="List the misses.")
@@ -184,7 +226,7 @@ def content_eval(golden: str | None, verbose: bool, content: str | None) -> None
 
     Example: zjcare-guide content eval tests/golden/questions.yaml -v
     """
-    guide = _load_guide(content)
+    guide = load_guide(content)
     report = evaluate(guide, load_golden(Path(golden) if golden else DEFAULT_GOLDEN))
     f = report.figures()
     click.echo(f"in-scope answered with a correct article: {f['answered_correct']:.1%} "

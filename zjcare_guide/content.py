@@ -21,6 +21,8 @@ from .model import TOPICS, Article, BreathingRule, DangerSign, FeverRule, Proble
 from .text import Normaliser
 
 ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+# Article ids travel in Telegram button data (at most 64 bytes with its prefix).
+MAX_ID = 48
 MIN_QUESTIONS = 5
 REVIEW_MAX_AGE = dt.timedelta(days=730)
 # Telegram HTML allows only a handful of tags and no raw angle brackets; article bodies are a small
@@ -188,6 +190,8 @@ def parse_article(path: Path, today: dt.date, problems: list[Problem]) -> Articl
     if not isinstance(article_id, str) or not ID_RE.match(article_id):
         bad("id", "id must be lower-case letters, digits and hyphens")
         article_id = path.stem
+    elif len(article_id) > MAX_ID:
+        bad("id", f"id is longer than {MAX_ID} characters (it must fit in a button's data)")
     elif article_id != path.stem:
         bad("id", f"id '{article_id}' does not match the file name '{path.stem}.md'")
     title = meta.get("title")

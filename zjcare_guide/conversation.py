@@ -5,12 +5,14 @@ The console `chat` and the Telegram bot both call `Conversation.handle`, so they
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import re
+import weakref
 from collections.abc import Callable
 
-from .guide import Guide, Outcome
+from .guide import Guide, GuideHolder, Outcome
 from .model import Article
 from .replies import (
     Action,
@@ -24,10 +26,15 @@ from .replies import (
     Text,
     Unsupported,
 )
+from .store import Store
 
 MAX_MESSAGE = 500
 PAGE_SIZE = 8
 MAX_AGE_MONTHS = 72
+MENU = ("ask", "institutions", "reminders", "child")
+# Where the menu entries that are not built yet point meanwhile.
+COMING_SOON_ARTICLES = {"institutions": ("check-registration", "choosing-childcare"),
+                        "reminders": ("vaccine-schedule", "checkup-schedule")}
 _CHOICE = re.compile(r"^\s*(\d{1,2})\s*$")
 log = logging.getLogger(__name__)
 
@@ -35,9 +42,15 @@ log = logging.getLogger(__name__)
 class Conversation:
     """Stateless over chats: everything per chat lives in the `Session` the transport passes in."""
 
-    def __init__(self, guide: Guide | Callable[[], Guide]) -> None:
+    def __init__(self, guide: Guide | Callable[[], Guide], store: Store | None = None,
+                 today: Callable[[], dt.date] | None = None) -> None:
         # A callable lets a transport swap in a reloaded guide without rebuilding the conversation.
         self._guide = guide if callable(guide) else (lambda: guide)
+        self.store = store
+        self._rendered: weakref.WeakKeyDictionary[Guide, dict[str, tuple[str, tuple[tuple[Button, ...], ...]]]] = \
+            weakref.WeakKeyDictionary()
+        # The day comes from the transport (the edge); nothing here reads the clock itself.
+        self._today = today or dt.date.today
 
     @property
     def guide(self) -> Guide:
@@ -81,7 +94,19 @@ class Conversation:
             if 1 <= n <= len(session.options):
                 return self.press(session.options[n - 1], session)
             return [self._notice("bad_input", reason="choice")]
-        return self.ask(text, session.age_months)[1]
+        outcome, replies = self.ask(text, session.age_months)
+        if outcome is not None:
+            self._remember(text, outcome, session)
+        return replies
+
+    def _remember(self, text: str, outcome: Outcome, session: Session) -> None:
+        """Keep the question for a later 👍/👎; store an unanswered one for the editors."""
+        session.last_question = text
+        session.last_article = outcome.candidates[0].article.id if outcome.kind == "answer" else None
+        session.last_choices = [c.article.id for c in outcome.candidates] if outcome.kind == "choices" else []
+        if self.store is not None and outcome.kind == "fallback":
+            self.store.record_unanswered(text, "out_of_scope" if outcome.out_of_scope else "fallback",
+                                         self._today(), self.guide.library.normaliser.compact(text))
 
     def ask(self, text: str, age_months: float | None = None) -> tuple[Outcome | None, list[Reply]]:
         """The decision and the replies a parent gets for a free-text question (no decision when
@@ -132,6 +157,8 @@ class Conversation:
             article = g.article(action.arg)
             if article is None:
                 return [self._notice("expired")]
+            if session is not None and article.id in session.last_choices:
+                session.last_article = article.id  # the parent picked it for their question
             return [self._article_reply(article, kind="article")]
         if action.kind == "topics":
             return [self.topics_menu()]
@@ -140,10 +167,43 @@ class Conversation:
         if action.kind == "feedback":
             if g.article(action.arg) is None or action.value not in (1, -1):
                 return [self._notice("expired")]
-            return [Reply("notice", g.renderer.label("thanks_feedback"))]
+            return [self._feedback(action.arg, action.value, session)]
         if action.kind == "help":
             return [Reply("notice", g.renderer.render("help"), self._topic_buttons())]
+        if action.kind == "menu" and action.arg in MENU:
+            return [self._menu(action.arg)]
         return [self._notice("expired")]
+
+    def _feedback(self, article_id: str, value: int, session: Session | None) -> Reply:
+        g = self.guide
+        if session is not None and article_id in session.rated:
+            return Reply("notice", g.renderer.label("already_rated"))
+        if session is not None:
+            session.rated.add(article_id)
+        if self.store is not None:
+            # The question is kept only when this article was the answer to it.
+            question = session.last_question if session and session.last_article == article_id else None
+            key = g.library.normaliser.compact(question) if question else ""
+            self.store.record_feedback(article_id, value, question, self._today(), key)
+        return Reply("notice", g.renderer.label("thanks_feedback"))
+
+    def main_menu(self) -> tuple[tuple[Button, ...], ...]:
+        r = self.guide.renderer
+        return ((Button(r.label("menu_ask"), Action("menu", "ask")),),
+                (Button(r.label("menu_institutions"), Action("menu", "institutions")),
+                 Button(r.label("menu_reminders"), Action("menu", "reminders"))),
+                (Button(r.label("menu_child"), Action("menu", "child")),
+                 Button(r.label("menu_help"), Action("help"))))
+
+    def _menu(self, entry: str) -> Reply:
+        g = self.guide
+        if entry == "ask":
+            return Reply("menu", g.renderer.render("ask_prompt"), self._topic_buttons())
+        if entry == "child":
+            return Reply("notice", g.renderer.render("child"))
+        articles = [a for a in (g.article(i) for i in COMING_SOON_ARTICLES[entry]) if a is not None]
+        rows = tuple((Button(a.title, Action("article", a.id)),) for a in articles)
+        return Reply("notice", g.renderer.render("coming_soon", feature=entry), rows)
 
     def topics_menu(self) -> Reply:
         g = self.guide
@@ -174,7 +234,7 @@ class Conversation:
         g = self.guide
         name = cmd.name.lower()
         if name == "start":
-            return [Reply("greeting", g.renderer.render("welcome"), self._topic_buttons())]
+            return [Reply("greeting", g.renderer.render("welcome"), self.main_menu())]
         if name == "help":
             return self.press(Action("help"), session)
         if name in ("topics", "menu"):
@@ -194,12 +254,17 @@ class Conversation:
 
     def _article_reply(self, article: Article, kind: str) -> Reply:
         g = self.guide
-        related = [a for a in (g.article(r) for r in article.related[:3]) if a is not None]
-        text = g.renderer.render("answer", article=article, related=related)
-        rows: list[tuple[Button, ...]] = [(Button(a.title, Action("article", a.id)),) for a in related]
-        rows.append((Button(g.renderer.label("feedback_up"), Action("feedback", article.id, value=1)),
-                     Button(g.renderer.label("feedback_down"), Action("feedback", article.id, value=-1))))
-        return Reply(kind, text, tuple(rows), (self._ref(article, None),))
+        # An article's message is the same for every parent: render it once per loaded library.
+        rendered = self._rendered.setdefault(g, {})
+        if article.id not in rendered:
+            related = [a for a in (g.article(r) for r in article.related[:3]) if a is not None]
+            text = g.renderer.render("answer", article=article, related=related)
+            rows: list[tuple[Button, ...]] = [(Button(a.title, Action("article", a.id)),) for a in related]
+            rows.append((Button(g.renderer.label("feedback_up"), Action("feedback", article.id, value=1)),
+                         Button(g.renderer.label("feedback_down"), Action("feedback", article.id, value=-1))))
+            rendered[article.id] = (text, tuple(rows))
+        text, buttons = rendered[article.id]
+        return Reply(kind, text, buttons, (self._ref(article, None),))
 
     def _topic_buttons(self) -> tuple[tuple[Button, ...], ...]:
         topics = self.guide.library.topics
@@ -215,3 +280,16 @@ class Conversation:
     @staticmethod
     def _ref(article: Article, score: float | None) -> ArticleRef:
         return ArticleRef(article.id, article.title, article.topic, score)
+
+
+def reload_content(holder: GuideHolder, today: dt.date) -> Reply:
+    """Reload `content/` for an administrator; a library with problems is refused and the last good
+    one keeps serving."""
+    problems = holder.reload(today)
+    renderer = holder.guide.renderer
+    if problems:
+        text = renderer.render("reload_failed", count=len(problems), problems=[str(p) for p in problems[:10]])
+    else:
+        library = holder.guide.library
+        text = renderer.render("reload_ok", articles_count=len(library.articles), signs=len(library.danger.signs))
+    return Reply("notice", text)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import rjieba
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from .model import Article
 from .text import Normaliser
@@ -96,6 +96,7 @@ class Matcher:
         self._phrases: list[list[str]] = []
         self._phrase_terms: list[list[frozenset[str]]] = []
         self._vocab: list[frozenset[str]] = []
+        self._term_phrases: list[dict[str, list[int]]] = []
         self._keywords: list[list[str]] = []
         postings: dict[str, list[int]] = defaultdict(list)
         for idx, article in enumerate(self.articles):
@@ -104,6 +105,7 @@ class Matcher:
             self._keywords.append(keywords)
             self._phrase_terms.append(pterms)
             self._vocab.append(frozenset().union(*pterms))
+            self._term_phrases.append(_by_term(pterms))
             for t in self._vocab[-1]:
                 postings[t].append(idx)
         n = max(len(self.articles), 1)
@@ -124,7 +126,8 @@ class Matcher:
         return phrases, [k for k in keywords if len(k) >= 2], [frozenset(terms(p)) for p in phrases]
 
     def _weigh_phrases(self) -> None:
-        self._phrase_weight = [[sum(self._idf[t] for t in pt) for pt in pts] for pts in self._phrase_terms]
+        self._word_weight = [[sum(self._idf[t] for t in pt if not t.startswith("1")) for pt in pts]
+                             for pts in self._phrase_terms]
 
     def __len__(self) -> int:
         return len(self.articles)
@@ -148,6 +151,8 @@ class Matcher:
         clone._phrase_terms[idx] = pterms
         clone._vocab = list(self._vocab)
         clone._vocab[idx] = frozenset().union(*pterms)
+        clone._term_phrases = list(self._term_phrases)
+        clone._term_phrases[idx] = _by_term(pterms)
         clone._postings = dict(self._postings)
         clone._idf = dict(self._idf)
         for t in self._vocab[idx] - clone._vocab[idx]:
@@ -164,15 +169,25 @@ class Matcher:
                   coverage: dict[int, float]) -> list[tuple[int, dict[str, float]]]:
         """Score parts (each 0–1) for the shortlisted articles."""
         out = []
+        # Single characters are left out of the phrase overlap: they are in nearly every phrase, and
+        # walking them cost more than everything else here while barely moving the ranking.
+        words = {t for t in qterms if not t.startswith("1")}
+        words_weight = total - sum(self._idf.get(t, 0.0) for t in qterms if t.startswith("1"))
         for idx in short:
-            dice = 0.0
-            for pt, pw in zip(self._phrase_terms[idx], self._phrase_weight[idx], strict=True):
-                shared = sum(self._idf[t] for t in qterms & pt)
-                dice = max(dice, 2 * shared / (total + pw))
+            best = process.extractOne(q, self._phrases[idx], scorer=fuzz.ratio)
+            ratio = best[1] if best else 0.0
+            shared: dict[int, float] = defaultdict(float)
+            by_term = self._term_phrases[idx]
+            for t in words & self._vocab[idx]:
+                w = self._idf[t]
+                for pi in by_term[t]:
+                    shared[pi] += w
+            weights = self._word_weight[idx]
+            dice = max((2 * v / (words_weight + weights[pi]) for pi, v in shared.items()), default=0.0)
             out.append((idx, {
                 "coverage": coverage[idx] / total,
                 "dice": dice,
-                "ratio": max(fuzz.ratio(q, p) for p in self._phrases[idx]) / 100,
+                "ratio": float(ratio) / 100,
                 "keyword": float(any(k in q for k in self._keywords[idx])),
             }))
         return out
@@ -238,6 +253,16 @@ class Matcher:
         second = scored[1].score if len(scored) > 1 else 0.0
         confident = known_share >= th.min_known and best >= th.answer and best - second >= th.margin
         return MatchResult(tuple(scored), confident, round(known_share, 3))
+
+
+def _by_term(pterms: list[frozenset[str]]) -> dict[str, list[int]]:
+    """Which phrases of an article use each (multi-character) term."""
+    out: dict[str, list[int]] = defaultdict(list)
+    for pi, pt in enumerate(pterms):
+        for t in pt:
+            if not t.startswith("1"):
+                out[t].append(pi)
+    return dict(out)
 
 
 def _is_cjk(ch: str) -> bool:

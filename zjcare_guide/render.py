@@ -21,10 +21,13 @@ if TYPE_CHECKING:
 
 REQUIRED_TEMPLATES = ("welcome", "help", "greeting", "answer", "choices", "urgent", "fallback",
                       "out_of_scope", "topics", "topic_articles", "disclaimer", "expired", "bad_input",
-                      "error", "age_set")
+                      "error", "age_set", "ask_prompt", "coming_soon", "child", "admin_only", "reload_ok",
+                      "reload_failed")
 LABELS_FILE = "labels.yaml"
 REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topics", "related_prefix",
-                   "thanks_feedback", "choice_prompt")
+                   "thanks_feedback", "choice_prompt", "menu_ask", "menu_institutions", "menu_reminders",
+                   "menu_child", "menu_help", "already_rated", "command_start", "command_help",
+                   "command_topics", "command_age")
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 
@@ -42,6 +45,8 @@ def sample_context(name: str) -> dict[str, Any]:
         "related": [_SAMPLE_ARTICLE], "topic": _SAMPLE_TOPIC, "topics": [_SAMPLE_TOPIC],
         "findings": [{"label": "抽搐", "tier": 1}], "tier": 1, "first_aid": _SAMPLE_ARTICLE,
         "age_months": 8, "page": 1, "pages": 2, "reason": "too_long", "max_length": 500,
+        "feature": "institutions", "articles_count": 1, "signs": 3,
+        "count": 3, "problems": ["content/x.md:1: 示例问题"],
     }
 
 

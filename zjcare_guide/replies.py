@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 class Action:
     """What a button does. Transports encode it (the bot in ≤ 64-byte callback data)."""
 
-    kind: str  # article | topic | topics | feedback | help
+    kind: str  # article | topic | topics | feedback | help | menu
     arg: str = ""
     page: int = 0
     value: int = 0
@@ -78,3 +78,8 @@ class Session:
     age_months: float | None = None
     # The buttons of the last reply, so a console user can answer "2" to press the second one.
     options: list[Action] = field(default_factory=list)
+    # The last question and the article it got, so a 👍/👎 can be stored with the question asked.
+    last_question: str | None = None
+    last_article: str | None = None
+    last_choices: list[str] = field(default_factory=list)
+    rated: set[str] = field(default_factory=set)

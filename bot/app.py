@@ -1,0 +1,78 @@
+"""Build the python-telegram-bot Application around the core conversation."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from zjcare_guide.config import Config
+from zjcare_guide.conversation import Conversation
+from zjcare_guide.guide import GuideHolder
+from zjcare_guide.store import Store
+
+from . import handlers
+from .handlers import TZ, BotState
+
+log = logging.getLogger(__name__)
+COMMANDS = ("start", "help", "topics", "age")
+UNSUPPORTED = (filters.Sticker.ALL | filters.PHOTO | filters.VOICE | filters.AUDIO | filters.VIDEO
+               | filters.VIDEO_NOTE | filters.Document.ALL | filters.ANIMATION | filters.LOCATION
+               | filters.CONTACT)
+
+
+def file_base_url(base_url: str) -> str:
+    """A self-hosted Bot API serves files under /file/bot next to /bot."""
+    return base_url[: -len("/bot")] + "/file/bot" if base_url.endswith("/bot") else base_url
+
+
+def build_application(config: Config, holder: GuideHolder, store: Store | None, *,
+                      request: BaseRequest | None = None, updates_request: BaseRequest | None = None,
+                      rate_limit: bool = True) -> Application:  # type: ignore[type-arg]
+    """The bot; `request`/`updates_request` replace the HTTP layer in offline tests and benchmarks."""
+    builder = (
+        ApplicationBuilder()
+        .token(config.require_token())
+        .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=TZ,
+                           link_preview_options=LinkPreviewOptions(is_disabled=True)))
+        .post_init(_post_init)
+    )
+    if rate_limit:
+        # Retries a 429 after the retry_after Telegram asks for, instead of losing the message.
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))  # type: ignore[arg-type]
+    if config.api_base_url:
+        builder = builder.base_url(config.api_base_url).base_file_url(file_base_url(config.api_base_url))
+    if request is not None:
+        builder = builder.request(request).get_updates_request(updates_request or request)
+    app = builder.build()
+    conversation = Conversation(lambda: holder.guide, store, today=handlers.today)
+    app.bot_data["state"] = BotState(conversation, holder, config.admin_ids)
+    app.add_handler(CallbackQueryHandler(handlers.on_callback))
+    app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, handlers.on_edited))
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND, handlers.on_command))
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, handlers.on_text))
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & UNSUPPORTED, handlers.on_unsupported))
+    app.add_error_handler(handlers.on_error)
+    return app
+
+
+async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
+    """Register the Chinese command menu once the bot is known to Telegram."""
+    state = app.bot_data["state"]
+    assert isinstance(state, BotState)
+    renderer = state.holder.guide.renderer
+    await app.bot.set_my_commands([BotCommand(c, renderer.label(f"command_{c}")) for c in COMMANDS])
+    log.info("bot @%s ready", app.bot.username)
+
+

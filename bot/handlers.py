@@ -1,0 +1,185 @@
+"""Telegram updates → conversation events, conversation replies → Bot API calls.
+
+Nothing here decides what to say: that is `zjcare_guide.conversation`, shared with the console chat.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from telegram import Chat, Message, Update
+from telegram.constants import ChatType
+from telegram.ext import ContextTypes
+
+from zjcare_guide.conversation import Conversation, reload_content
+from zjcare_guide.guide import GuideHolder
+from zjcare_guide.replies import Command, Event, Press, Reply, Session, Text, Unsupported
+
+from .telegram_html import decode_action, keyboard, split_html
+
+log = logging.getLogger(__name__)
+TZ = ZoneInfo("Asia/Shanghai")
+_COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@(\w+))?(?:\s+(.*))?$", re.S)
+
+
+@dataclass
+class BotState:
+    """What the handlers share, kept in `application.bot_data`."""
+
+    conversation: Conversation
+    holder: GuideHolder
+    admin_ids: frozenset[int]
+
+
+def today() -> dt.date:
+    return dt.datetime.now(TZ).date()
+
+
+def _state(context: ContextTypes.DEFAULT_TYPE) -> BotState:
+    state = context.bot_data["state"]
+    assert isinstance(state, BotState)
+    return state
+
+
+def _session(context: ContextTypes.DEFAULT_TYPE) -> Session:
+    # In memory only, per chat: the age a parent gave and the last question, never written to disk.
+    data = context.chat_data
+    if data is None:
+        return Session()
+    session = data.get("session")
+    if not isinstance(session, Session):
+        session = data["session"] = Session()
+    return session
+
+
+async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes.DEFAULT_TYPE) -> None:
+    for reply in replies:
+        chunks = split_html(reply.text)
+        markup = keyboard(reply.buttons)
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            await context.bot.send_message(chat_id, chunk, reply_markup=markup if last else None)
+
+
+def _addressed(message: Message, bot_username: str | None, bot_id: int) -> tuple[bool, str]:
+    """In a group, whether the message speaks to the bot, and its text without the mention."""
+    text = message.text or message.caption or ""
+    if message.chat.type == ChatType.PRIVATE:
+        return True, text
+    if message.reply_to_message and message.reply_to_message.from_user \
+            and message.reply_to_message.from_user.id == bot_id:
+        return True, text
+    if bot_username and f"@{bot_username}".lower() in text.lower():
+        return True, re.sub(rf"@{re.escape(bot_username)}", "", text, flags=re.I).strip()
+    return False, text
+
+
+async def _handle(update: Update, context: ContextTypes.DEFAULT_TYPE, event: Event) -> None:
+    chat = update.effective_chat
+    if chat is None:
+        return
+    replies = _state(context).conversation.safe_handle(event, _session(context))
+    await send_replies(chat.id, replies, context)
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    addressed, text = _addressed(message, context.bot.username, context.bot.id)
+    if not addressed:
+        return
+    m = _COMMAND.match(text.strip())
+    if m:
+        await on_command(update, context)
+        return
+    await _handle(update, context, Text(text))
+
+
+async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or not message.text:
+        return
+    m = _COMMAND.match(message.text.strip())
+    if m is None:
+        return
+    name, target, args = m.group(1).lower(), m.group(2), (m.group(3) or "").strip()
+    if target and context.bot.username and target.lower() != context.bot.username.lower():
+        return  # "/start@other_bot" in a group is for someone else
+    if name == "reload":
+        await on_reload(update, context)
+        return
+    await _handle(update, context, Command(name, args))
+
+
+async def on_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    state = _state(context)
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None:
+        return
+    if user is None or user.id not in state.admin_ids:
+        reply = Reply("notice", state.holder.guide.renderer.render("admin_only"))
+    else:
+        reply = reload_content(state.holder, today())
+        log.info("content reload requested by an administrator")
+    await send_replies(chat.id, [reply], context)
+
+
+async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    # Always answer, or the parent's button keeps spinning.
+    await query.answer()
+    action = decode_action(query.data)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    state = _state(context)
+    if action is None:
+        replies = [Reply("notice", state.holder.guide.renderer.render("expired"))]
+        await send_replies(chat.id, replies, context)
+        return
+    await _handle(update, context, Press(action))
+
+
+async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    addressed, _ = _addressed(message, context.bot.username, context.bot.id)
+    if not addressed:
+        return
+    kind = next((k for k in ("sticker", "photo", "voice", "audio", "video", "video_note", "document",
+                             "animation", "location", "contact") if getattr(message, k, None)), "other")
+    await _handle(update, context, Unsupported(kind))
+
+
+async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.edited_message
+    if message is None or message.chat.type != ChatType.PRIVATE:
+        return
+    renderer = _state(context).holder.guide.renderer
+    await send_replies(message.chat.id, [Reply("notice", renderer.render("bad_input", reason="edited"))], context)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log with context but no personal data, and still give the parent a short apology."""
+    chat: Chat | None = update.effective_chat if isinstance(update, Update) else None
+    kind = "unknown"
+    if isinstance(update, Update):
+        kind = next((k for k in ("message", "edited_message", "callback_query", "my_chat_member")
+                     if getattr(update, k, None) is not None), "other")
+    log.error("handler failed on a %s update in a %s chat: %r", kind, chat.type if chat else "-",
+              context.error, exc_info=context.error)
+    if chat is None:
+        return
+    try:
+        renderer = _state(context).holder.guide.renderer
+        await send_replies(chat.id, [Reply("notice", renderer.render("error"))], context)
+    except Exception:  # the apology itself failed (network, blocked): nothing more to do
+        log.warning("could not send the apology after a handler error")

@@ -1,0 +1,152 @@
+"""The real PTB Application with an offline request: every update type gets a valid reply."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telegram import Update
+from telegram.ext import Application
+
+from bot.app import _post_init, build_application
+from bot.telegram_html import decode_action
+from zjcare_guide.config import Config
+from zjcare_guide.guide import Guide, GuideHolder
+from zjcare_guide.store import Store
+
+from .conftest import TODAY
+from .fakes import ADMIN, BOT_USER, DOCUMENT, PHOTO, STICKER, VOICE, RecordingRequest, callback, edited, message
+
+
+@dataclass
+class Bot:
+    app: Application  # type: ignore[type-arg]
+    request: RecordingRequest
+    store: Store
+    holder: GuideHolder
+
+    async def send(self, raw: dict[str, Any]) -> list[dict[str, Any]]:
+        before = len(self.request.sent())
+        await self.app.process_update(Update.de_json(raw, self.app.bot))
+        assert self.request.rejected == [], self.request.rejected
+        return self.request.sent()[before:]
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, content_copy: Path) -> AsyncIterator[Bot]:
+    request = RecordingRequest()
+    config = Config(token="123456:TEST", api_base_url=None, db_path=tmp_path / "z.db",
+                    content_dir=content_copy, admin_ids=frozenset({ADMIN["id"]}))
+    holder = GuideHolder(Guide.from_dir(content_copy, TODAY))
+    store = Store.open(config.db_path)
+    app = build_application(config, holder, store, request=request, rate_limit=False)
+    async with app:
+        yield Bot(app, request, store, holder)
+
+
+def buttons(sent: dict[str, Any]) -> list[tuple[str, str]]:
+    markup = sent.get("reply_markup")
+    markup = json.loads(markup) if isinstance(markup, str) else (markup or {})
+    return [(b["text"], b["callback_data"]) for row in markup.get("inline_keyboard", []) for b in row]
+
+
+async def test_start_sends_welcome_and_main_menu(bot: Bot) -> None:
+    [sent] = await bot.send(message("/start"))
+    assert "120" in sent["text"] and sent["parse_mode"] == "HTML"
+    labels = [label for label, _ in buttons(sent)]
+    assert [x.split(" ", 1)[1] for x in labels] == ["问育儿问题", "找托育机构", "接种体检提醒", "我的孩子", "帮助"]
+
+
+async def test_post_init_registers_chinese_commands(bot: Bot) -> None:
+    await _post_init(bot.app)
+    [params] = bot.request.sent("setMyCommands")
+    commands = json.loads(params["commands"]) if isinstance(params["commands"], str) else params["commands"]
+    assert [c["command"] for c in commands] == ["start", "help", "topics", "age"]
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in c["description"]) for c in commands)
+
+
+async def test_question_related_button_and_feedback(bot: Bot) -> None:
+    [answer] = await bot.send(message("宝宝湿疹怎么护理"))
+    assert "<b>" in answer["text"] and "湿疹" in answer["text"]
+    data = [d for _, d in buttons(answer)]
+    related = [d for d in data if decode_action(d) and decode_action(d).kind == "article"]  # type: ignore[union-attr]
+    down = [d for d in data if d.endswith("|-")]
+    assert related and down
+    [article] = await bot.send(callback(related[0]))
+    assert article["text"]
+    [thanks] = await bot.send(callback(down[0]))
+    assert "谢谢" in thanks["text"]
+    [row] = bot.store.db.table("feedback").rows
+    assert row["value"] == -1 and "湿疹" in row["question"]
+    assert len(bot.request.sent("answerCallbackQuery")) == 2
+
+
+async def test_urgent_message_comes_first(bot: Bot) -> None:
+    sent = await bot.send(message("孩子抽搐了，叫不醒"))
+    assert "🚨" in sent[0]["text"] and "120" in sent[0]["text"]
+    assert len(sent) >= 2
+
+
+@pytest.mark.parametrize("extra", [{"sticker": STICKER}, {"photo": PHOTO}, {"voice": VOICE},
+                                   {"document": DOCUMENT}], ids=["sticker", "photo", "voice", "document"])
+async def test_unreadable_messages_get_a_short_reply(bot: Bot, extra: dict[str, Any]) -> None:
+    [sent] = await bot.send(message(None, **extra))
+    assert "文字" in sent["text"]
+
+
+async def test_edited_message_and_unknown_command(bot: Bot) -> None:
+    [sent] = await bot.send(edited("宝宝发烧"))
+    assert "重新发送" in sent["text"]
+    [sent] = await bot.send(message("/foobar"))
+    assert "怎么使用" in sent["text"]
+
+
+@pytest.mark.parametrize("data", ["1|a|no-such-article", "1|a|../etc/passwd", "garbage", "9|a|eczema",
+                                  "1|t|nutrition|999", "1|f|eczema|*", "1|" + "a" * 80, ""])
+async def test_forged_or_stale_callbacks_expire_and_change_nothing(bot: Bot, data: str) -> None:
+    [sent] = await bot.send(callback(data))
+    assert "已过期" in sent["text"]
+    assert bot.store.counts() == {"feedback": 0, "unanswered": 0}
+
+
+async def test_groups_only_when_addressed(bot: Bot) -> None:
+    group = -100123
+    assert await bot.send(message("宝宝湿疹怎么办", chat_id=group)) == []
+    assert await bot.send(message(None, chat_id=group, sticker=STICKER)) == []
+    assert await bot.send(message("/start@other_bot", chat_id=group)) == []
+    [sent] = await bot.send(message(f"@{BOT_USER['username']} 宝宝湿疹怎么办", chat_id=group))
+    assert "湿疹" in sent["text"]
+    [sent] = await bot.send(message("宝宝湿疹怎么办", chat_id=group, reply_to_bot=True))
+    assert "湿疹" in sent["text"]
+
+
+async def test_reload_is_for_admins_and_refuses_broken_content(bot: Bot, content_copy: Path) -> None:
+    [sent] = await bot.send(message("/reload"))
+    assert "仅限管理员" in sent["text"]
+    before = bot.holder.guide
+    path = content_copy / "guidance" / "disease" / "eczema.md"
+    original = path.read_text(encoding="utf-8")
+    path.write_text("---\nid: eczema\n---\n", encoding="utf-8")
+    [sent] = await bot.send(message("/reload", user=ADMIN, chat_id=ADMIN["id"]))
+    assert "拒绝" in sent["text"] and "eczema.md" in sent["text"]
+    assert bot.holder.guide is before
+    path.write_text(original.replace("title: ", "title: 【更新】", 1), encoding="utf-8")
+    [sent] = await bot.send(message("/reload", user=ADMIN, chat_id=ADMIN["id"]))
+    assert "重新加载" in sent["text"]
+    article = bot.holder.guide.article("eczema")
+    assert article is not None and article.title.startswith("【更新】")
+
+
+async def test_a_failing_send_is_logged_without_personal_data_and_apologised_for(
+        bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    bot.request.fail_next = 1
+    caplog.set_level(logging.ERROR)
+    await bot.app.process_update(Update.de_json(message("我家宝宝小明发烧了"), bot.app.bot))
+    sent = bot.request.sent()
+    assert "抱歉" in sent[-1]["text"]
+    assert "小明" not in caplog.text and "message update" in caplog.text

@@ -1,0 +1,56 @@
+"""Settings from the environment, read once at the edge and passed in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .content import DEFAULT_CONTENT_DIR
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message is one line for the operator."""
+
+
+def default_db_path(env: Mapping[str, str]) -> Path:
+    """`$XDG_DATA_HOME/zjcare-guide/zjcare.db`, i.e. ~/.local/share/zjcare-guide/zjcare.db by default."""
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "share")
+    return Path(base) / "zjcare-guide" / "zjcare.db"
+
+
+@dataclass(frozen=True)
+class Config:
+    token: str | None
+    api_base_url: str | None
+    db_path: Path
+    content_dir: Path
+    admin_ids: frozenset[int] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        admins: set[int] = set()
+        for part in (env.get("ZJCARE_ADMIN_IDS") or "").replace(";", ",").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.lstrip("-").isdigit():
+                raise ConfigError(f"ZJCARE_ADMIN_IDS must be Telegram user ids separated by commas, not {part!r}")
+            admins.add(int(part))
+        return cls(
+            token=(env.get("TELEGRAM_BOT_TOKEN") or "").strip() or None,
+            api_base_url=(env.get("TELEGRAM_API_BASE_URL") or "").strip() or None,
+            db_path=Path(env.get("ZJCARE_DB") or default_db_path(env)),
+            content_dir=Path(env.get("ZJCARE_CONTENT_DIR") or DEFAULT_CONTENT_DIR),
+            admin_ids=frozenset(admins),
+        )
+
+    def require_token(self) -> str:
+        if not self.token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and export it "
+                              "(or try the bot offline with `zjcare-guide chat`)")
+        if ":" not in self.token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (expected '123456:ABC…')")
+        return self.token

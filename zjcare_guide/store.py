@@ -1,0 +1,122 @@
+"""The service's SQLite database (sqlite-utils), with numbered migrations.
+
+What is stored about parents is the minimum the editors need to improve the guidance: the question
+text of a 👎 or of a question nobody could answer, with no chat or user id, long digit runs (phone
+numbers, ID numbers) masked, and the day only (no time of day), so a row cannot be tied to a family.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlite_utils.db import Database
+from sqlite_utils.migrations import Migrations
+
+from .text import clean
+
+MAX_QUESTION = 200
+_DIGITS = re.compile(r"\d{5,}")
+
+
+def anonymise(question: str) -> str:
+    """The question as editors may see it: cleaned, long numbers masked, bounded in length."""
+    return _DIGITS.sub("＊", clean(question).strip())[:MAX_QUESTION]
+
+
+migrations = Migrations("zjcare_guide")
+
+
+@migrations(name="001_feedback_and_gaps")
+def _m001_feedback_and_gaps(db: Database) -> None:
+    db.table("feedback").create({
+        "id": int, "day": str, "article_id": str, "value": int, "question": str, "question_key": str,
+    }, pk="id")
+    db.table("unanswered").create({
+        "id": int, "day": str, "kind": str, "question": str, "question_key": str,
+    }, pk="id")
+    db.table("feedback").create_index(["question_key"])
+    db.table("unanswered").create_index(["question_key"])
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A question editors should look at: how often it was unanswered or disliked."""
+
+    question: str
+    unanswered: int
+    disliked: int
+    articles: str
+
+    @property
+    def total(self) -> int:
+        return self.unanswered + self.disliked
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        if not db.memory:
+            # WAL lets the editors' `content gaps` read while the bot writes; with WAL, NORMAL sync
+            # stays consistent after a crash and spares an fsync per stored question.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    @classmethod
+    def open(cls, path: Path | str) -> Store:
+        if str(path) == ":memory:":
+            return cls(Database(memory=True))
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return cls(Database(str(path)))
+
+    def _migrate(self) -> None:
+        # sqlite-utils runs each migration and its record in one transaction: no half schemas.
+        migrations.apply(self.db)
+
+    def record_feedback(self, article_id: str, value: int, question: str | None, day: dt.date,
+                        key: str) -> None:
+        """One 👍 (1) or 👎 (-1) for an article, with the question that led to it when known."""
+        if value not in (1, -1):
+            raise ValueError("feedback is +1 or -1")
+        self.db.table("feedback").insert({
+            "day": day.isoformat(), "article_id": article_id, "value": value,
+            "question": anonymise(question) if question else "", "question_key": key,
+        })
+
+    def record_unanswered(self, question: str, kind: str, day: dt.date, key: str) -> None:
+        self.db.table("unanswered").insert({
+            "day": day.isoformat(), "kind": kind, "question": anonymise(question), "question_key": key,
+        })
+
+    def gaps(self, limit: int = 20, since: dt.date | None = None) -> list[Gap]:
+        """The most frequent questions that got no confident answer or a 👎, most frequent first."""
+        since_s = (since or dt.date.min).isoformat()
+        rows = self.db.query(
+            """
+            with u as (
+                select question_key, count(*) as n, max(question) as question
+                from unanswered where day >= :since and question_key != '' group by question_key
+            ), d as (
+                select question_key, count(*) as n, max(question) as question,
+                       group_concat(distinct article_id) as articles
+                from feedback where value < 0 and day >= :since and question_key != ''
+                group by question_key
+            ), keys as (select question_key from u union select question_key from d)
+            select coalesce(u.question, d.question) as question,
+                   coalesce(u.n, 0) as unanswered, coalesce(d.n, 0) as disliked,
+                   coalesce(d.articles, '') as articles
+            from keys left join u using (question_key) left join d using (question_key)
+            order by coalesce(u.n, 0) + coalesce(d.n, 0) desc, question
+            limit :limit
+            """,
+            {"since": since_s, "limit": limit},
+        )
+        return [Gap(r["question"], r["unanswered"], r["disliked"], r["articles"]) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        return {name: self.db.table(name).count for name in ("feedback", "unanswered")}
+
+
