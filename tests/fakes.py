@@ -31,6 +31,8 @@ class RecordingRequest(BaseRequest):
         self.rejected: list[tuple[str, list[str]]] = []
         # Answer the next N sendMessage calls with a server error, to exercise error handling.
         self.fail_next = 0
+        # Answer the next N sendMessage calls with 429 Too Many Requests (retry_after 1 s).
+        self.throttle_next = 0
 
     async def initialize(self) -> None:
         return None
@@ -53,6 +55,10 @@ class RecordingRequest(BaseRequest):
         self.calls.append((name, params))
         if name == "getMe":
             return self._ok(BOT_USER)
+        if name == "sendMessage" and self.throttle_next > 0:
+            self.throttle_next -= 1
+            return 429, json.dumps({"ok": False, "error_code": 429, "parameters": {"retry_after": 1},
+                                    "description": "Too Many Requests: retry after 1"}).encode()
         if name == "sendMessage" and self.fail_next > 0:
             self.fail_next -= 1
             return 400, json.dumps({"ok": False, "error_code": 400,

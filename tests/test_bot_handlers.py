@@ -150,3 +150,14 @@ async def test_a_failing_send_is_logged_without_personal_data_and_apologised_for
     sent = bot.request.sent()
     assert "抱歉" in sent[-1]["text"]
     assert "小明" not in caplog.text and "message update" in caplog.text
+
+
+async def test_a_429_is_retried_after_retry_after(tmp_path: Path, content_copy: Path) -> None:
+    request = RecordingRequest()
+    config = Config(token="123456:TEST", api_base_url=None, db_path=tmp_path / "z.db", content_dir=content_copy)
+    app = build_application(config, GuideHolder(Guide.from_dir(content_copy, TODAY)), None, request=request)
+    request.throttle_next = 1
+    async with app:
+        await app.process_update(Update.de_json(message("/start"), app.bot))
+    attempts = request.sent()
+    assert len(attempts) == 2 and attempts[0]["text"] == attempts[1]["text"]

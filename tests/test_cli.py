@@ -6,10 +6,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bot.cli import main
+from zjcare_guide.store import Store
 
 
-def run(*args: str, input: str | None = None) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), input=input)
+def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), input=input, env=env)
     return result.exit_code, result.output
 
 
@@ -41,12 +42,24 @@ def test_ask_rejects_impossible_age() -> None:
     assert code == 2 and "Traceback" not in out
 
 
-def test_chat_plays_a_conversation() -> None:
-    code, out = run("chat", input="宝宝发烧了怎么办\n1\n/age 2\n宝宝发烧38度\n/quit\n")
+def test_chat_plays_a_conversation(tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    code, out = run("chat", input="宝宝发烧了怎么办\n1\n/age 2\n宝宝发烧38度\n怎么给宝宝办护照\n/quit\n",
+                    env={"ZJCARE_DB": str(db)})
     assert code == 0
     assert "您好" in out
     assert "120" in out
-    assert out.count("您> ") == 4
+    assert out.count("您> ") == 5
+    assert Store.open(db).counts()["unanswered"] == 1
+
+
+def test_content_gaps_lists_unanswered_questions(tmp_path: Path) -> None:
+    db = tmp_path / "gaps.db"
+    run("chat", input="怎么给宝宝办护照\n怎么给宝宝办护照？\n", env={"ZJCARE_DB": str(db)})
+    code, out = run("content", "gaps", "--db", str(db))
+    assert code == 0 and "护照" in out and out.splitlines()[1].split()[0] == "2"
+    code, out = run("content", "gaps", "--db", str(db), "--json")
+    assert json.loads(out)[0]["unanswered"] == 2
 
 
 def test_content_check_ok_and_failing(tmp_path: Path, content_copy: Path) -> None:

@@ -45,8 +45,8 @@ def test_urgent_comes_first_and_is_followed_by_first_aid(conversation: Conversat
     assert any(r.kind == "article" for r in replies[1:])
 
 
-def test_number_presses_a_button_of_the_last_reply(conversation: Conversation) -> None:
-    session = Session()
+def test_number_presses_a_button_of_the_last_reply_on_a_console(conversation: Conversation) -> None:
+    session = Session(numbered_buttons=True)
     first = conversation.handle(Command("topics"), session)
     assert first[0].actions()[0] == Action("topic", "newborn")
     page = conversation.handle(Text("1"), session)
@@ -55,8 +55,15 @@ def test_number_presses_a_button_of_the_last_reply(conversation: Conversation) -
     assert article[0].kind == "article"
 
 
-def test_out_of_range_number_keeps_the_choices(conversation: Conversation) -> None:
+def test_a_number_is_just_a_message_where_buttons_can_be_tapped(conversation: Conversation) -> None:
     session = Session()
+    conversation.handle(Command("topics"), session)
+    [reply] = conversation.handle(Text("1"), session)
+    assert reply.kind == "fallback"
+
+
+def test_out_of_range_number_keeps_the_choices(conversation: Conversation) -> None:
+    session = Session(numbered_buttons=True)
     conversation.handle(Command("topics"), session)
     options = list(session.options)
     [reply] = conversation.handle(Text("42"), session)

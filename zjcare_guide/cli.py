@@ -122,7 +122,7 @@ def chat(age_months: int | None, content: str | None) -> None:
     """
     guide = load_guide(content)
     conv = Conversation(guide, open_store(None), today=lambda: _today(None))
-    session = Session(age_months=age_months)
+    session = Session(age_months=age_months, numbered_buttons=True)
     interactive = sys.stdin.isatty()
     print_replies(conv.safe_handle(Command("start"), session))
     while True:

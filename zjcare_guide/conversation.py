@@ -88,7 +88,7 @@ class Conversation:
 
     def _text(self, text: str, session: Session) -> list[Reply]:
         text = text.strip()
-        m = _CHOICE.match(text)
+        m = _CHOICE.match(text) if session.numbered_buttons else None
         if m and session.options:
             n = int(m.group(1))
             if 1 <= n <= len(session.options):

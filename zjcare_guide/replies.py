@@ -76,7 +76,9 @@ class Session:
     """Per-chat state a transport keeps between events. Holds no name or birth date."""
 
     age_months: float | None = None
-    # The buttons of the last reply, so a console user can answer "2" to press the second one.
+    # On a console there are no buttons to tap: a number presses one of the last reply's buttons.
+    # Elsewhere a parent's "8" is a message like any other.
+    numbered_buttons: bool = False
     options: list[Action] = field(default_factory=list)
     # The last question and the article it got, so a 👍/👎 can be stored with the question asked.
     last_question: str | None = None
