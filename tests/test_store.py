@@ -73,3 +73,27 @@ def test_gaps_rank_unanswered_and_disliked_questions(guide: Guide, store: Store)
     gaps = store.gaps()
     assert gaps[0].unanswered >= 2 and "护照" in gaps[0].question
     assert any(g.disliked == 1 and g.articles == "eczema" for g in gaps)
+
+
+def test_out_of_scope_questions_are_not_kept(guide: Guide, store: Store) -> None:
+    conv = Conversation(guide, store, today=lambda: DAY)
+    [reply] = conv.handle(Text("我老公最近失眠怎么办"), Session())
+    assert reply.kind == "fallback"
+    assert store.counts()["unanswered"] == 0
+
+
+def test_a_failing_database_never_costs_the_parent_the_answer(guide: Guide, store: Store) -> None:
+    conv = Conversation(guide, store, today=lambda: DAY)
+    store.db.execute("drop table unanswered")
+    store.db.execute("drop table feedback")
+    [reply] = conv.handle(Text("怎么给宝宝办护照"), Session())
+    assert reply.kind == "fallback" and "没有找到" in reply.text
+    session = Session()
+    conv.handle(Text("宝宝湿疹怎么护理"), session)
+    [thanks] = conv.handle(Press(Action("feedback", "eczema", value=1)), session)
+    assert "谢谢" in thanks.text
+
+
+def test_storing_needs_a_day_from_the_transport(guide: Guide, store: Store) -> None:
+    with pytest.raises(ValueError):
+        Conversation(guide, store)

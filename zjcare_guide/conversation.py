@@ -46,11 +46,13 @@ class Conversation:
                  today: Callable[[], dt.date] | None = None) -> None:
         # A callable lets a transport swap in a reloaded guide without rebuilding the conversation.
         self._guide = guide if callable(guide) else (lambda: guide)
+        if store is not None and today is None:
+            raise ValueError("a conversation that stores feedback needs today() from its transport")
         self.store = store
         self._rendered: weakref.WeakKeyDictionary[Guide, dict[str, tuple[str, tuple[tuple[Button, ...], ...]]]] = \
             weakref.WeakKeyDictionary()
         # The day comes from the transport (the edge); nothing here reads the clock itself.
-        self._today = today or dt.date.today
+        self._today = today
 
     @property
     def guide(self) -> Guide:
@@ -104,9 +106,21 @@ class Conversation:
         session.last_question = text
         session.last_article = outcome.candidates[0].article.id if outcome.kind == "answer" else None
         session.last_choices = [c.article.id for c in outcome.candidates] if outcome.kind == "choices" else []
-        if self.store is not None and outcome.kind == "fallback":
-            self.store.record_unanswered(text, "out_of_scope" if outcome.out_of_scope else "fallback",
-                                         self._today(), self.guide.library.normaliser.compact(text))
+        # Only in-scope questions nobody could answer are kept: editors can write for those, while an
+        # adult's health question is personal data the service has no use for.
+        if self.store is not None and self._today is not None and outcome.kind == "fallback" \
+                and not outcome.out_of_scope:
+            key = self.guide.library.normaliser.compact(text)
+            self._write(lambda store, day: store.record_unanswered(text, "fallback", day, key))
+
+    def _write(self, write: Callable[[Store, dt.date], None]) -> None:
+        """A failed write is logged and never costs the parent their reply."""
+        if self.store is None or self._today is None:
+            return
+        try:
+            write(self.store, self._today())
+        except Exception:
+            log.exception("could not store feedback or an unanswered question")
 
     def ask(self, text: str, age_months: float | None = None) -> tuple[Outcome | None, list[Reply]]:
         """The decision and the replies a parent gets for a free-text question (no decision when
@@ -180,11 +194,10 @@ class Conversation:
             return Reply("notice", g.renderer.label("already_rated"))
         if session is not None:
             session.rated.add(article_id)
-        if self.store is not None:
-            # The question is kept only when this article was the answer to it.
-            question = session.last_question if session and session.last_article == article_id else None
-            key = g.library.normaliser.compact(question) if question else ""
-            self.store.record_feedback(article_id, value, question, self._today(), key)
+        # The question is kept only when this article was the answer to it.
+        question = session.last_question if session and session.last_article == article_id else None
+        key = g.library.normaliser.compact(question) if question else ""
+        self._write(lambda store, day: store.record_feedback(article_id, value, question, day, key))
         return Reply("notice", g.renderer.label("thanks_feedback"))
 
     def main_menu(self) -> tuple[tuple[Button, ...], ...]:
