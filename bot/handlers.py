@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from telegram import Chat, Message, Update
 from telegram.constants import ChatType
+from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from zjcare_guide.conversation import Conversation, reload_content
@@ -133,8 +134,12 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     query = update.callback_query
     if query is None:
         return
-    # Always answer, or the parent's button keeps spinning.
-    await query.answer()
+    # Always answer, or the parent's button keeps spinning. A press older than Telegram keeps
+    # queries for cannot be answered any more; the reply below still goes out.
+    try:
+        await query.answer()
+    except BadRequest:
+        log.info("callback query too old to answer")
     action = decode_action(query.data)
     chat = update.effective_chat
     if chat is None:
