@@ -49,3 +49,13 @@ def test_out_of_scope_rarely_answered(report) -> None:  # type: ignore[no-untype
 def test_leave_one_out_self_test(guide: Guide) -> None:
     result = leave_one_out(guide)
     assert result.routed / result.asked >= 0.90, result.misses[:20]
+
+
+def test_blind_set_stays_above_its_first_run(guide: Guide) -> None:
+    """The blind set guards against regressions; its first (unseen) run is the honest estimate."""
+    f = evaluate(guide, load_golden(GOLDEN / "questions_blind.yaml")).figures()
+    assert f["answered_correct"] >= 0.85
+    assert f["within_choices"] >= 0.93
+    assert f["urgent_escalated"] >= 0.95
+    assert f["not_urgent_false_alarms"] <= 0.10
+    assert f["out_of_scope_answered"] <= 0.10

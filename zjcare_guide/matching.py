@@ -25,10 +25,10 @@ SHORTLIST = 12
 UNKNOWN_WEIGHT_FACTOR = 0.3
 # Single characters carry little meaning in Chinese; they count for this share of their IDF.
 UNIGRAM_WEIGHT = 0.5
-# Terms used by more than this share of articles (宝, 吃…) do not pick the shortlist: walking their
-# long posting lists would make the cost grow with the library. They are still scored exactly for
-# the shortlisted articles.
-COMMON_SHARE = 0.1
+# Terms used by more than this share of articles (宝, 吃…) do not pick the shortlist unless they carry
+# most of the question: walking their long posting lists would make the cost grow with the library.
+# They are still scored exactly for the shortlisted articles.
+COMMON_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -220,8 +220,9 @@ class Matcher:
                 continue
             for idx in ids:
                 coverage[idx] += idf
-        if not coverage:
-            # Only common terms: let them pick the shortlist after all.
+        if sum(idf for _, idf in common) > known / 2:
+            # The common terms carry most of the question ("宝宝要打疫苗"): let them pick the
+            # shortlist after all, or it would be chosen by the leftovers.
             for t, idf in common:
                 for idx in self._postings[t]:
                     coverage[idx] += idf

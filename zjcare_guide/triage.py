@@ -73,6 +73,10 @@ def age_in_message(text: str) -> float | None:
             months = float(m.group(1)) * factor
             if factor == 12.0 and t[m.end():m.end() + 1] == "半":
                 months += 6
+            # "3个月不到", "不满2个月": just under the number said.
+            if t[m.end():m.end() + 4].lstrip(" 的").startswith(("不到", "没到", "没满", "不满")) \
+                    or t[max(0, m.start() - 2):m.start()] in ("不到", "没到", "没满", "不满", "未满"):
+                months -= 0.5 * factor
             if 0 <= months <= 216:
                 return months
     return None
