@@ -1,8 +1,8 @@
 """Match a parent's question to guidance articles.
 
 Two steps keep the cost flat as the library grows: a shortlist from an inverted index of character
-bigrams and words (weighted by how rare they are across articles), then rapidfuzz scoring of only the
-shortlisted articles' titles, questions and keywords.
+bigrams, words and single characters (weighted by how rare they are across articles), then rapidfuzz
+scoring of only the shortlisted articles' titles, questions and keywords. docs/matching.md has the why.
 """
 
 from __future__ import annotations
@@ -67,10 +67,6 @@ class MatchResult:
     confident: bool
     known_share: float
 
-    @property
-    def best(self) -> Candidate | None:
-        return self.candidates[0] if self.candidates else None
-
 
 def terms(compact: str) -> set[str]:
     """Character bigrams, jieba words of two or more characters, and single Chinese characters
@@ -128,9 +124,6 @@ class Matcher:
     def _weigh_phrases(self) -> None:
         self._word_weight = [[sum(self._idf[t] for t in pt if not t.startswith("1")) for pt in pts]
                              for pts in self._phrase_terms]
-
-    def __len__(self) -> int:
-        return len(self.articles)
 
     def without(self, article_id: str, question: str) -> Matcher:
         """A copy whose article `article_id` lacks `question`, for the leave-one-out self-test.
