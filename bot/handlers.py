@@ -87,13 +87,20 @@ async def _handle(update: Update, context: ContextTypes.DEFAULT_TYPE, event: Eve
     await send_replies(chat.id, replies, context)
 
 
-async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+def _spoken_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[Message, str] | None:
+    """The message and its text when it is for the bot (always in private, addressed in groups)."""
     message = update.effective_message
     if message is None:
-        return
+        return None
     addressed, text = _addressed(message, context.bot.username, context.bot.id)
-    if not addressed:
+    return (message, text) if addressed else None
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    spoken = _spoken_to(update, context)
+    if spoken is None:
         return
+    _, text = spoken
     m = _COMMAND.match(text.strip())
     if m:
         await on_command(update, context)
@@ -153,12 +160,10 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    if message is None:
+    spoken = _spoken_to(update, context)
+    if spoken is None:
         return
-    addressed, _ = _addressed(message, context.bot.username, context.bot.id)
-    if not addressed:
-        return
+    message, _ = spoken
     kind = next((k for k in ("sticker", "photo", "voice", "audio", "video", "video_note", "document",
                              "animation", "location", "contact") if getattr(message, k, None)), "other")
     await _handle(update, context, Unsupported(kind))
