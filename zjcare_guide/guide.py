@@ -37,6 +37,7 @@ class Guide:
         scope = library.scope
         self._greetings = sorted({strip_punct(clean(g)) for g in scope.greetings}, key=len, reverse=True)
         self._greeting_re = re.compile("|".join(map(re.escape, self._greetings)))
+
         def words(ws: tuple[str, ...]) -> tuple[str, ...]:
             return tuple(library.normaliser.synonyms(strip_punct(clean(w))) for w in ws)
 
