@@ -39,12 +39,20 @@ async def api() -> AsyncIterator[FakeBotApi]:
     await server.stop()
 
 
-async def start_bot(api: FakeBotApi, tmp_path: Path, token: str = TOKEN) -> asyncio.subprocess.Process:
+async def start_bot(api: FakeBotApi, tmp_path: Path, *args: str, token: str = TOKEN,
+                    **extra_env: str) -> asyncio.subprocess.Process:
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": token, "TELEGRAM_API_BASE_URL": api.base_url,
-           "ZJCARE_DB": str(tmp_path / "bot.db"), "HOME": str(tmp_path)}
+           "ZJCARE_DB": str(tmp_path / "bot.db"), "HOME": str(tmp_path), **extra_env}
     env.pop("ZJCARE_CONTENT_DIR", None)
-    return await asyncio.create_subprocess_exec(*command(), "run", env=env, stdout=asyncio.subprocess.PIPE,
+    return await asyncio.create_subprocess_exec(*command(), "run", *args, env=env, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
+
+
+async def stop_bot(proc: asyncio.subprocess.Process) -> str:
+    """SIGTERM, as systemd would; returns what the bot logged."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    return err.decode()
 
 
 def keyboard_data(sent: dict) -> list[str]:  # type: ignore[type-arg]
@@ -87,13 +95,12 @@ async def test_scripted_conversation_then_sigterm(api: FakeBotApi, tmp_path: Pat
         sent = await api.wait_sent(8)
         assert "已过期" in sent[7]["text"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 0, err.decode()[-2000:]
+        log = await stop_bot(proc)
+    assert proc.returncode == 0, log[-2000:]
     assert api.rejected == []
     assert len(api.called("setMyCommands")) == 1
     assert len(api.called("answerCallbackQuery")) == 3
-    assert TOKEN not in err.decode()  # the token never reaches the log
+    assert TOKEN not in log  # the token never reaches the log
     with sqlite3.connect(tmp_path / "bot.db") as db:
         [(value, question)] = db.execute("select value, question from feedback").fetchall()
     assert value == 1 and question == "宝宝湿疹怎么护理"  # the 👍 of the answer keeps the question asked
@@ -102,10 +109,8 @@ async def test_scripted_conversation_then_sigterm(api: FakeBotApi, tmp_path: Pat
 async def test_webhook_mode_serves_updates_posted_to_it(api: FakeBotApi, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/hook-path"
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": api.base_url,
-           "ZJCARE_DB": str(tmp_path / "bot.db"), "HOME": str(tmp_path), "ZJCARE_WEBHOOK_SECRET": "s3cret"}
-    proc = await asyncio.create_subprocess_exec(*command(), "run", "--webhook-url", url, "--listen", "127.0.0.1",
-                                                "--port", str(port), env=env, stderr=asyncio.subprocess.PIPE)
+    proc = await start_bot(api, tmp_path, "--webhook-url", url, "--listen", "127.0.0.1", "--port", str(port),
+                           ZJCARE_WEBHOOK_SECRET="s3cret")
     try:
         for _ in range(200):
             if api.called("setWebhook"):
@@ -127,9 +132,8 @@ async def test_webhook_mode_serves_updates_posted_to_it(api: FakeBotApi, tmp_pat
         sent = await api.wait_sent(1)
         assert "湿疹" in sent[0]["text"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 0, err.decode()[-2000:]
+        log = await stop_bot(proc)
+    assert proc.returncode == 0, log[-2000:]
     assert len(api.sent) == 1 and api.rejected == []
 
 

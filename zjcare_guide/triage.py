@@ -107,6 +107,9 @@ class Triage:
         self._hypothetical = _words_re(rules.hypothetical_markers)
         self._present = _words_re(rules.present_markers)
         self._fever_words = tuple(clean(w) for w in rules.fever_words)
+        # Cleaned once here rather than on every message.
+        self._with = {s.id: tuple(clean(w) for w in s.with_words) for s in rules.signs}
+        self._unless = {s.id: tuple(clean(w) for w in s.unless_words) for s in rules.signs}
 
     def _negated(self, clause: str, start: int) -> bool:
         before = clause[max(0, start - 5):start]
@@ -135,9 +138,9 @@ class Triage:
                 continue
             if age is not None and sign.min_age_months is not None and age < sign.min_age_months:
                 continue
-            if sign.with_words and not any(clean(w) in message for w in sign.with_words):
+            if self._with[sign.id] and not any(w in message for w in self._with[sign.id]):
                 continue
-            if any(clean(w) in message for w in sign.unless_words):
+            if any(w in message for w in self._unless[sign.id]):
                 continue
             if self._found(patterns, parts):
                 findings[sign.id] = Finding(sign.id, sign.tier, sign.label, sign.article)
