@@ -59,9 +59,10 @@ def build_application(config: Config, holder: GuideHolder, store: Store | None, 
     conversation = Conversation(lambda: holder.guide, store, today=handlers.today)
     app.bot_data["state"] = BotState(conversation, holder, config.admin_ids)
     app.add_handler(CallbackQueryHandler(handlers.on_callback))
-    app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, handlers.on_edited))
-    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND, handlers.on_command))
-    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, handlers.on_text))
+    # Text and captions, new or edited, in one handler: triage must see every word a parent sends.
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGES & (filters.TEXT | filters.CAPTION),
+                                   handlers.on_message))
+    # What is left has nothing to read; an edit of such a message is deliberately ignored.
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & UNSUPPORTED, handlers.on_unsupported))
     app.add_error_handler(handlers.on_error)
     return app

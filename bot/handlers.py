@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from telegram import Chat, Message, Update
+from telegram import Chat, MaybeInaccessibleMessage, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
+from zjcare_guide.commands import ForOtherBot, parse_command
 from zjcare_guide.conversation import Conversation, reload_content
 from zjcare_guide.guide import GuideHolder
 from zjcare_guide.replies import Command, Event, Press, Reply, Session, Text, Unsupported
@@ -24,7 +25,6 @@ from .telegram_html import decode_action, keyboard, split_html
 
 log = logging.getLogger(__name__)
 TZ = ZoneInfo("Asia/Shanghai")
-_COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@(\w+))?(?:\s+(.*))?$", re.S)
 
 
 @dataclass
@@ -57,17 +57,27 @@ def _session(context: ContextTypes.DEFAULT_TYPE) -> Session:
     return session
 
 
-async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes.DEFAULT_TYPE) -> None:
+async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes.DEFAULT_TYPE,
+                       thread_id: int | None = None) -> None:
+    """Send replies in order; `thread_id` keeps them in the forum topic the parent wrote in."""
     for reply in replies:
         chunks = split_html(reply.text)
         markup = keyboard(reply.buttons)
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
-            await context.bot.send_message(chat_id, chunk, reply_markup=markup if last else None)
+            await context.bot.send_message(chat_id, chunk, reply_markup=markup if last else None,
+                                           message_thread_id=thread_id)
+
+
+def _thread(message: MaybeInaccessibleMessage | None) -> int | None:
+    """The forum topic a message belongs to, if any."""
+    if isinstance(message, Message) and message.is_topic_message:
+        return message.message_thread_id
+    return None
 
 
 def _addressed(message: Message, bot_username: str | None, bot_id: int) -> tuple[bool, str]:
-    """In a group, whether the message speaks to the bot, and its text without the mention."""
+    """In a group, whether the message speaks to the bot, and its text (or caption) without the mention."""
     text = message.text or message.caption or ""
     if message.chat.type == ChatType.PRIVATE:
         return True, text
@@ -75,7 +85,7 @@ def _addressed(message: Message, bot_username: str | None, bot_id: int) -> tuple
             and message.reply_to_message.from_user.id == bot_id:
         return True, text
     if bot_username and f"@{bot_username}".lower() in text.lower():
-        return True, re.sub(rf"@{re.escape(bot_username)}", "", text, flags=re.I).strip()
+        return True, re.sub(rf"@{re.escape(bot_username)}\b", "", text, flags=re.I).strip()
     return False, text
 
 
@@ -84,7 +94,7 @@ async def _handle(update: Update, context: ContextTypes.DEFAULT_TYPE, event: Eve
     if chat is None:
         return
     replies = _state(context).conversation.safe_handle(event, _session(context))
-    await send_replies(chat.id, replies, context)
+    await send_replies(chat.id, replies, context, _thread(update.effective_message))
 
 
 def _spoken_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[Message, str] | None:
@@ -96,32 +106,25 @@ def _spoken_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[Mess
     return (message, text) if addressed else None
 
 
-async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text and captions, new or edited: a command, or a question the conversation answers.
+
+    A photo's caption is read like any question (triage first), and an edited message is answered
+    again as the new question: a parent who corrects "发烧" to "抽搐" must not be told to resend."""
     spoken = _spoken_to(update, context)
     if spoken is None:
         return
     _, text = spoken
-    m = _COMMAND.match(text.strip())
-    if m:
-        await on_command(update, context)
+    parsed = parse_command(text, context.bot.username)
+    if isinstance(parsed, ForOtherBot):
+        return  # "/start@other_bot" in a group is for someone else
+    if isinstance(parsed, Command):
+        if parsed.name == "reload":
+            await on_reload(update, context)
+            return
+        await _handle(update, context, parsed)
         return
     await _handle(update, context, Text(text))
-
-
-async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    if message is None or not message.text:
-        return
-    m = _COMMAND.match(message.text.strip())
-    if m is None:
-        return
-    name, target, args = m.group(1).lower(), m.group(2), (m.group(3) or "").strip()
-    if target and context.bot.username and target.lower() != context.bot.username.lower():
-        return  # "/start@other_bot" in a group is for someone else
-    if name == "reload":
-        await on_reload(update, context)
-        return
-    await _handle(update, context, Command(name, args))
 
 
 async def on_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -134,7 +137,7 @@ async def on_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     else:
         reply = reload_content(state.holder, today())
         log.info("content reload requested by an administrator")
-    await send_replies(chat.id, [reply], context)
+    await send_replies(chat.id, [reply], context, _thread(update.effective_message))
 
 
 async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -154,7 +157,7 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     state = _state(context)
     if action is None:
         replies = [Reply("notice", state.holder.guide.renderer.render("expired"))]
-        await send_replies(chat.id, replies, context)
+        await send_replies(chat.id, replies, context, _thread(query.message))
         return
     await _handle(update, context, Press(action))
 
@@ -167,14 +170,6 @@ async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     kind = next((k for k in ("sticker", "photo", "voice", "audio", "video", "video_note", "document",
                              "animation", "location", "contact") if getattr(message, k, None)), "other")
     await _handle(update, context, Unsupported(kind))
-
-
-async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.edited_message
-    if message is None or message.chat.type != ChatType.PRIVATE:
-        return
-    renderer = _state(context).holder.guide.renderer
-    await send_replies(message.chat.id, [Reply("notice", renderer.render("bad_input", reason="edited"))], context)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -190,6 +185,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     try:
         renderer = _state(context).holder.guide.renderer
-        await send_replies(chat.id, [Reply("notice", renderer.render("error"))], context)
+        message = update.effective_message if isinstance(update, Update) else None
+        await send_replies(chat.id, [Reply("notice", renderer.render("error"))], context, _thread(message))
     except Exception:  # the apology itself failed (network, blocked): nothing more to do
         log.warning("could not send the apology after a handler error")

@@ -12,7 +12,7 @@ from zjcare_guide.content import DEFAULT_CONTENT_DIR
 from zjcare_guide.conversation import Conversation
 from zjcare_guide.guide import Guide
 
-TODAY = dt.date(2026, 11, 29)
+TODAY = dt.date(2026, 12, 1)
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = Path(__file__).parent / "golden"
 

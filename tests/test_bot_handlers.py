@@ -99,9 +99,14 @@ async def test_unreadable_messages_get_a_short_reply(bot: Bot, extra: dict[str, 
     assert "文字" in sent["text"]
 
 
-async def test_edited_message_and_unknown_command(bot: Bot) -> None:
-    [sent] = await bot.send(edited("宝宝发烧"))
-    assert "重新发送" in sent["text"]
+async def test_edited_message_is_answered_as_the_new_question(bot: Bot) -> None:
+    sent = await bot.send(edited("宝宝抽搐了"))
+    assert "🚨" in sent[0]["text"] and "120" in sent[0]["text"]
+    [sent] = await bot.send(edited("宝宝湿疹怎么护理"))
+    assert "湿疹" in sent["text"]
+
+
+async def test_unknown_command_gets_help(bot: Bot) -> None:
     [sent] = await bot.send(message("/foobar"))
     assert "怎么使用" in sent["text"]
 

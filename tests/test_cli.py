@@ -63,10 +63,10 @@ def test_content_gaps_lists_unanswered_questions(tmp_path: Path) -> None:
 
 
 def test_content_check_ok_and_failing(tmp_path: Path, content_copy: Path) -> None:
-    code, out = run("content", "check", str(content_copy), "--today", "2026-11-29")
+    code, out = run("content", "check", str(content_copy), "--today", "2026-12-01")
     assert code == 0 and out.startswith("ok:")
     (content_copy / "guidance" / "disease" / "oops.md").write_text("---\nid: oops\n---\n正文", encoding="utf-8")
-    code, out = run("content", "check", str(content_copy), "--today", "2026-11-29")
+    code, out = run("content", "check", str(content_copy), "--today", "2026-12-01")
     assert code == 1
     assert f"{content_copy / 'guidance' / 'disease' / 'oops.md'}:" in out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 import click
 
+from .commands import parse_command
 from .config import Config, ConfigError
 from .content import DEFAULT_CONTENT_DIR, ContentError, check_content
 from .conversation import Conversation
@@ -27,6 +29,31 @@ def _today(value: str | None) -> dt.date:
     if value:
         return dt.date.fromisoformat(value)
     return dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()  # Asia/Shanghai
+
+
+def from_terminal(text: str) -> str:
+    """A command-line argument or console line as real text.
+
+    Python hands over bytes that are not valid in the locale's encoding as lone surrogates; a
+    Windows or older Linux terminal in Zhuji may well send GBK. Mostly-UTF-8 text keeps what
+    decodes with U+FFFD for the rest; text that is not UTF-8 at all is read as GB18030. No
+    surrogate reaches the core either way."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that did not come from undecodable bytes
+        return text.encode("utf-8", "replace").decode("utf-8")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    mended = raw.decode("utf-8", "replace")
+    broken = mended.count("\ufffd")
+    if sum(1 for ch in mended if ord(ch) > 127) - broken >= broken:
+        return mended  # mostly UTF-8 with a few broken bytes: keep the good part
+    try:
+        return raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return mended
 
 
 def _content_dir(value: str | None) -> Path:
@@ -96,7 +123,7 @@ def ask(question: str, age_months: int | None, as_json: bool, content: str | Non
     Example: zjcare-guide ask "8个月宝宝辅食怎么加" --age-months 8 --json
     """
     conv = Conversation(load_guide(content))
-    outcome, replies = conv.ask(question, age_months)
+    outcome, replies = conv.ask(from_terminal(question), age_months)
     if as_json:
         refs = [r for reply in replies[:1] for r in reply.articles]
         payload: dict[str, Any] = {
@@ -124,6 +151,9 @@ def chat(age_months: int | None, content: str | None) -> None:
     conv = Conversation(guide, open_store(None), today=lambda: _today(None))
     session = Session(age_months=age_months, numbered_buttons=True)
     interactive = sys.stdin.isatty()
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        # Undecodable bytes arrive as surrogates and are mended by from_terminal, instead of a traceback.
+        sys.stdin.reconfigure(errors="surrogateescape")
     print_replies(conv.safe_handle(Command("start"), session))
     while True:
         if interactive:
@@ -133,16 +163,14 @@ def chat(age_months: int | None, content: str | None) -> None:
         except (EOFError, KeyboardInterrupt):
             click.echo("")
             break
-        line = line.strip()
+        line = from_terminal(line).strip()
         if line in ("/quit", "/exit", "/q"):
             break
         if not interactive:
             click.echo(f"您> {line}")
-        if line.startswith("/"):
-            name, _, args = line[1:].partition(" ")
-            replies = conv.safe_handle(Command(name, args), session)
-        else:
-            replies = conv.safe_handle(Text(line), session)
+        command = parse_command(line)
+        event = command if isinstance(command, Command) else Text(line)
+        replies = conv.safe_handle(event, session)
         click.echo("")
         print_replies(replies)
 

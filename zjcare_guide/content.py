@@ -13,12 +13,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from .model import TOPICS, Article, BreathingRule, DangerSign, FeverRule, Problem, Topic
+from .danger import DangerRules, load_danger_rules
+from .model import TOPICS, Article, Problem, Topic
 from .text import Normaliser
+from .yamlfile import LOADER, item_lines, line_of, load_yaml, str_list
 
 ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 # Article ids travel in Telegram button data (at most 64 bytes with its prefix).
@@ -29,8 +30,6 @@ REVIEW_MAX_AGE = dt.timedelta(days=730)
 # Markdown subset that the transports render, so these characters never belong in a body.
 FORBIDDEN_BODY = re.compile(r"[<>]|^#{1,6}\s|^\s*\|", re.MULTILINE)
 DEFAULT_CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
-# libyaml when the wheel has it: the pure-Python parser makes a reload of ~100 articles take seconds.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -42,29 +41,7 @@ class Scope:
     animal_contact: tuple[str, ...]
     child_persons: tuple[str, ...]
     self_words: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class DangerRules:
-    signs: tuple[DangerSign, ...]
-    negations: tuple[str, ...]
-    past_markers: tuple[str, ...]
-    history_suffixes: tuple[str, ...]
-    hypothetical_markers: tuple[str, ...]
-    present_markers: tuple[str, ...]
-    fever_words: tuple[str, ...]
-    fever_rules: tuple[FeverRule, ...]
-    fever_label: str
-    fever_article: str | None
-    breathing_rules: tuple[BreathingRule, ...]
-    breathing_label: str
-    breathing_article: str | None
-    general_article: str | None
-    sources: tuple[str, ...]
-
-    def follow_up(self, articles: list[str]) -> str | None:
-        """The article to send after an escalation: the first specific one, else the general one."""
-        return next((a for a in articles if a != self.general_article), articles[0] if articles else None)
+    question_markers: tuple[str, ...]
 
 
 @dataclass
@@ -99,54 +76,7 @@ class ContentError(Exception):
         self.problems = problems
 
 
-# ---------------------------------------------------------------- YAML with line numbers
-
-
-def _line_of(node: yaml.Node | None, key: str) -> int:
-    """1-based line of `key` in a YAML mapping node (the node's own line if absent)."""
-    if isinstance(node, yaml.MappingNode):
-        for k, _v in node.value:
-            if isinstance(k, yaml.ScalarNode) and k.value == key:
-                return int(k.start_mark.line) + 1
-        return int(node.start_mark.line) + 1
-    return 1
-
-
-def _item_lines(node: yaml.Node | None, key: str) -> list[int]:
-    """1-based lines of the items of the sequence under `key`."""
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if isinstance(k, yaml.ScalarNode) and k.value == key and isinstance(v, yaml.SequenceNode):
-                return [int(item.start_mark.line) + 1 for item in v.value]
-    return []
-
-
-def _load_yaml(path: Path, problems: list[Problem]) -> tuple[Any, yaml.Node | None]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(path, 1, f"cannot read file: {exc}"))
-        return None, None
-    try:
-        return yaml.load(text, Loader=_LOADER), yaml.compose(text, Loader=_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problems.append(Problem(path, line, f"invalid YAML: {getattr(exc, 'problem', exc)}"))
-        return None, None
-
-
 # ---------------------------------------------------------------- articles
-
-
-def _str_list(value: Any) -> list[str] | None:
-    if value is None:
-        return []
-    # Editors write `[急诊, 120]`; YAML reads 120 as a number, which is still a word here.
-    if isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
-                                       and str(v).strip() for v in value):
-        return [str(v).strip() for v in value]
-    return None
 
 
 def parse_article(path: Path, today: dt.date, problems: list[Problem]) -> Article | None:
@@ -168,8 +98,8 @@ def parse_article(path: Path, today: dt.date, problems: list[Problem]) -> Articl
     fm_text = "\n".join(lines[1:end])
     offset = 1  # front-matter line n is file line n + offset
     try:
-        meta = yaml.load(fm_text, Loader=_LOADER)
-        node = yaml.compose(fm_text, Loader=_LOADER)
+        meta = yaml.load(fm_text, Loader=LOADER)
+        node = yaml.compose(fm_text, Loader=LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = (mark.line + 1 + offset) if mark is not None else 1
@@ -180,7 +110,7 @@ def parse_article(path: Path, today: dt.date, problems: list[Problem]) -> Articl
         return None
 
     def bad(key: str, message: str) -> None:
-        problems.append(Problem(path, _line_of(node, key) + offset, message))
+        problems.append(Problem(path, line_of(node, key) + offset, message))
 
     known = {"id", "title", "topic", "questions", "keywords", "age_months", "related", "sources", "reviewed"}
     for key in meta:
@@ -201,19 +131,19 @@ def parse_article(path: Path, today: dt.date, problems: list[Problem]) -> Articl
     topic = meta.get("topic")
     if topic not in TOPICS:
         bad("topic", f"unknown topic '{topic}' (use one of: {', '.join(TOPICS)})")
-    questions = _str_list(meta.get("questions"))
+    questions = str_list(meta.get("questions"))
     if questions is None or len(questions) < MIN_QUESTIONS:
         bad("questions", f"questions must list at least {MIN_QUESTIONS} ways a parent would ask")
         questions = questions or []
-    keywords = _str_list(meta.get("keywords"))
+    keywords = str_list(meta.get("keywords"))
     if keywords is None:
         bad("keywords", "keywords must be a list of words")
         keywords = []
-    related = _str_list(meta.get("related"))
+    related = str_list(meta.get("related"))
     if related is None:
         bad("related", "related must be a list of article ids")
         related = []
-    sources = _str_list(meta.get("sources"))
+    sources = str_list(meta.get("sources"))
     if not sources:
         bad("sources", "sources are missing: name the documents this article is grounded in")
         sources = []
@@ -292,13 +222,13 @@ def _cross_checks(articles: list[Article], normaliser: Normaliser, problems: lis
 
 
 def _load_topics(path: Path, problems: list[Problem]) -> tuple[Topic, ...]:
-    data, node = _load_yaml(path, problems)
+    data, node = load_yaml(path, problems)
     topics: list[Topic] = []
     if not isinstance(data, dict) or not isinstance(data.get("topics"), list):
         problems.append(Problem(path, 1, "topics.yaml must hold a 'topics' list"))
         return ()
     for i, item in enumerate(data["topics"]):
-        line = (_item_lines(node, "topics") or [1] * (i + 1))[i]
+        line = (item_lines(node, "topics") or [1] * (i + 1))[i]
         if not (isinstance(item, dict) and item.get("id") in TOPICS and isinstance(item.get("name"), str)):
             problems.append(Problem(path, line, f"topic needs an id from {', '.join(TOPICS)} and a name"))
             continue
@@ -310,7 +240,7 @@ def _load_topics(path: Path, problems: list[Problem]) -> tuple[Topic, ...]:
 
 
 def _load_synonyms(path: Path, problems: list[Problem]) -> tuple[dict[str, list[str]], tuple[str, ...]]:
-    data, node = _load_yaml(path, problems)
+    data, node = load_yaml(path, problems)
     if not isinstance(data, dict) or not isinstance(data.get("synonyms"), dict):
         problems.append(Problem(path, 1, "synonyms.yaml must hold a 'synonyms' mapping"))
         return {}, ()
@@ -319,8 +249,8 @@ def _load_synonyms(path: Path, problems: list[Problem]) -> tuple[dict[str, list[
     syn_node = next((v for k, v in node.value if k.value == "synonyms"), None) if isinstance(
         node, yaml.MappingNode) else None
     for canonical, variants in data["synonyms"].items():
-        line = _line_of(syn_node, str(canonical))
-        words = _str_list(variants)
+        line = line_of(syn_node, str(canonical))
+        words = str_list(variants)
         if not isinstance(canonical, str) or words is None:
             problems.append(Problem(path, line, f"'{canonical}' must map to a list of words"))
             continue
@@ -329,132 +259,26 @@ def _load_synonyms(path: Path, problems: list[Problem]) -> tuple[dict[str, list[
                 problems.append(Problem(path, line, f"'{w}' is a variant of both '{seen[w]}' and '{canonical}'"))
             seen[w] = canonical
         synonyms[canonical] = words
-    fillers = _str_list(data.get("fillers"))
+    fillers = str_list(data.get("fillers"))
     if fillers is None:
-        problems.append(Problem(path, _line_of(node, "fillers"), "fillers must be a list of words"))
+        problems.append(Problem(path, line_of(node, "fillers"), "fillers must be a list of words"))
         fillers = []
     return synonyms, tuple(fillers)
 
 
 def _load_scope(path: Path, problems: list[Problem]) -> Scope:
-    data, node = _load_yaml(path, problems)
+    data, node = load_yaml(path, problems)
     lists: dict[str, list[str]] = {}
     for key in ("greetings", "adult_subjects", "child_words", "animals", "animal_contact", "child_persons",
-                "self_words"):
-        value = _str_list(data.get(key)) if isinstance(data, dict) else None
+                "self_words", "question_markers"):
+        value = str_list(data.get(key)) if isinstance(data, dict) else None
         if not value:
-            problems.append(Problem(path, _line_of(node, key), f"'{key}' must be a non-empty list of words"))
+            problems.append(Problem(path, line_of(node, key), f"'{key}' must be a non-empty list of words"))
             value = []
         lists[key] = value
     return Scope(frozenset(lists["greetings"]), *(tuple(lists[k]) for k in (
-        "adult_subjects", "child_words", "animals", "animal_contact", "child_persons", "self_words")))
-
-
-def _compile(pattern: str, path: Path, line: int, problems: list[Problem]) -> bool:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        problems.append(Problem(path, line, f"invalid pattern '{pattern}': {exc}"))
-        return False
-    return True
-
-
-def _load_danger(path: Path, article_ids: set[str], problems: list[Problem]) -> DangerRules:
-    data, node = _load_yaml(path, problems)
-    if not isinstance(data, dict):
-        problems.append(Problem(path, 1, "danger_signs.yaml must be a mapping"))
-        data = {}
-    signs: list[DangerSign] = []
-    sign_nodes: list[yaml.Node] = []
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if k.value == "signs" and isinstance(v, yaml.SequenceNode):
-                sign_nodes = list(v.value)
-    raw_signs = data.get("signs")
-    if not isinstance(raw_signs, list) or not raw_signs:
-        problems.append(Problem(path, _line_of(node, "signs"), "'signs' must be a non-empty list"))
-        raw_signs = []
-    seen: set[str] = set()
-    for i, item in enumerate(raw_signs):
-        snode = sign_nodes[i] if i < len(sign_nodes) else None
-        line = int(snode.start_mark.line) + 1 if snode is not None else 1
-        if not isinstance(item, dict):
-            problems.append(Problem(path, line, "each sign must be a mapping"))
-            continue
-        sid = item.get("id")
-        patterns = _str_list(item.get("patterns"))
-        tier = item.get("tier")
-        if not isinstance(sid, str) or not ID_RE.match(sid) or sid in seen:
-            problems.append(Problem(path, line, f"sign id '{sid}' is missing, malformed or repeated"))
-            continue
-        seen.add(sid)
-        if tier not in (1, 2):
-            problems.append(Problem(path, _line_of(snode, "tier"), f"sign '{sid}': tier must be 1 or 2"))
-            continue
-        if not patterns:
-            problems.append(Problem(path, _line_of(snode, "patterns"), f"sign '{sid}' has no patterns"))
-            continue
-        plines = _item_lines(snode, "patterns")
-        if not all(_compile(p, path, plines[j] if j < len(plines) else line, problems)
-                   for j, p in enumerate(patterns)):
-            continue
-        article = item.get("article")
-        if article is not None and article not in article_ids:
-            problems.append(Problem(path, _line_of(snode, "article"),
-                                    f"sign '{sid}': article '{article}' does not exist"))
-        label = item.get("label")
-        if not isinstance(label, str) or not label:
-            problems.append(Problem(path, _line_of(snode, "label"), f"sign '{sid}' needs a label"))
-            continue
-        signs.append(DangerSign(
-            id=sid, tier=tier, label=label, patterns=tuple(patterns), article=article,
-            max_age_months=item.get("under_months"), min_age_months=item.get("from_months"),
-            with_words=tuple(_str_list(item.get("with")) or ()),
-            unless_words=tuple(_str_list(item.get("unless")) or ()),
-        ))
-
-    def words(key: str) -> tuple[str, ...]:
-        value = _str_list(data.get(key))
-        if value is None:
-            problems.append(Problem(path, _line_of(node, key), f"'{key}' must be a list of words"))
-            return ()
-        return tuple(value)
-
-    fever: dict[str, Any] = data["fever"] if isinstance(data.get("fever"), dict) else {}
-    breathing: dict[str, Any] = data["fast_breathing"] if isinstance(data.get("fast_breathing"), dict) else {}
-    fever_rules: list[FeverRule] = []
-    for r in fever.get("rules") or []:
-        try:
-            fever_rules.append(FeverRule(float(r["under_months"]), float(r["at_or_above"]),
-                                         float(r["below"]) if r.get("below") is not None else None,
-                                         int(fever.get("tier", 2))))
-        except (KeyError, TypeError, ValueError):
-            problems.append(Problem(path, _line_of(node, "fever"),
-                                    f"fever rule {r!r} needs under_months and at_or_above"))
-    breathing_rules: list[BreathingRule] = []
-    for r in breathing.get("rules") or []:
-        try:
-            breathing_rules.append(BreathingRule(float(r["under_months"]), int(r["per_minute"]),
-                                                 int(breathing.get("tier", 2))))
-        except (KeyError, TypeError, ValueError):
-            problems.append(Problem(path, _line_of(node, "fast_breathing"),
-                                    f"breathing rule {r!r} needs under_months and per_minute"))
-    for key, section in (("fever", fever), ("fast_breathing", breathing), ("general_article", data)):
-        art = section.get("article") if key != "general_article" else data.get("general_article")
-        if art is not None and art not in article_ids:
-            problems.append(Problem(path, _line_of(node, key), f"{key}: article '{art}' does not exist"))
-    return DangerRules(
-        signs=tuple(signs), negations=words("negations"), past_markers=words("past_markers"),
-        history_suffixes=words("history_suffixes"), hypothetical_markers=words("hypothetical_markers"),
-        present_markers=words("present_markers"),
-        fever_words=tuple(_str_list(fever.get("words")) or ()),
-        fever_rules=tuple(sorted(fever_rules, key=lambda r: r.under_months)),
-        fever_label=str(fever.get("label", "")), fever_article=fever.get("article"),
-        breathing_rules=tuple(sorted(breathing_rules, key=lambda r: r.under_months)),
-        breathing_label=str(breathing.get("label", "")), breathing_article=breathing.get("article"),
-        general_article=data.get("general_article"),
-        sources=tuple(_str_list(data.get("sources")) or ()),
-    )
+        "adult_subjects", "child_words", "animals", "animal_contact", "child_persons", "self_words",
+        "question_markers")))
 
 
 def article_files(root: Path) -> Iterator[Path]:
@@ -482,7 +306,7 @@ def check_content(root: Path, today: dt.date) -> tuple[Library | None, list[Prob
     scope = _load_scope(root / "scope.yaml", problems)
     normaliser = Normaliser(synonyms, fillers)
     _cross_checks(articles, normaliser, problems)
-    danger = _load_danger(root / "danger_signs.yaml", {a.id for a in articles}, problems)
+    danger = load_danger_rules(root / "danger_signs.yaml", {a.id for a in articles}, problems)
     library = Library(
         root=root, articles={a.id: a for a in articles}, topics=topics, synonyms=synonyms,
         fillers=fillers, scope=scope, danger=danger, templates_dir=root / "templates",

@@ -12,6 +12,7 @@ import re
 import weakref
 from collections.abc import Callable
 
+from .danger import FirstAidStep
 from .guide import Guide, GuideHolder, Outcome
 from .model import Article
 from .replies import (
@@ -27,6 +28,8 @@ from .replies import (
     Unsupported,
 )
 from .store import Store
+from .text import question_part, sanitize
+from .triage import TriageResult
 
 MAX_MESSAGE = 500
 PAGE_SIZE = 8
@@ -98,7 +101,7 @@ class Conversation:
             return [self._notice("bad_input", reason="choice")]
         outcome, replies = self.ask(text, session.age_months)
         if outcome is not None:
-            self._remember(text, outcome, session)
+            self._remember(outcome.question or text, outcome, session)
         return replies
 
     def _remember(self, text: str, outcome: Outcome, session: Session) -> None:
@@ -124,28 +127,33 @@ class Conversation:
 
     def ask(self, text: str, age_months: float | None = None) -> tuple[Outcome | None, list[Reply]]:
         """The decision and the replies a parent gets for a free-text question (no decision when
-        the message is empty or too long to be one question)."""
-        text = text.strip()
+        the message is empty, or too long and with no question that can be answered).
+
+        Triage always reads the whole message first, however long: a danger sign in the middle of
+        800 characters must still be escalated."""
+        text = sanitize(text).strip()
         if not text:
             return None, [self._notice("bad_input", reason="empty")]
-        if len(text) > MAX_MESSAGE:
-            return None, [self._notice("bad_input", reason="too_long", max_length=MAX_MESSAGE)]
-        outcome = self.guide.decide(text, age_months)
-        return outcome, self.respond(outcome)
+        g = self.guide
+        if len(text) <= MAX_MESSAGE:
+            outcome = g.decide(text, age_months)
+            return outcome, self.respond(outcome)
+        triage = g.triage.assess(text, age_months)
+        if triage.urgent:
+            outcome = Outcome("urgent", triage=triage, question=text)
+            return outcome, self.respond(outcome)
+        question = question_part(text, MAX_MESSAGE, g.library.scope.question_markers)
+        answered = g.decide(question, triage.age_months) if question else None
+        if answered is None or answered.kind == "fallback":
+            return None, [self._notice("bad_input", reason="too_long", max_length=MAX_MESSAGE,
+                                       symptom=triage.mentions_symptom)]
+        return answered, self.respond(answered)
 
     def respond(self, outcome: Outcome) -> list[Reply]:
         g = self.guide
         if outcome.kind == "urgent":
             assert outcome.triage is not None
-            findings = outcome.triage.findings
-            chosen = g.library.danger.follow_up([f.article for f in findings if f.article])
-            article = g.article(chosen) if chosen else None
-            text = g.renderer.render("urgent", findings=findings, tier=outcome.triage.tier, first_aid=article)
-            refs: tuple[ArticleRef, ...] = (self._ref(article, None),) if article else ()
-            replies = [Reply("urgent", text, articles=refs)]
-            if article is not None:
-                replies.append(self._article_reply(article, kind="article"))
-            return replies
+            return self._urgent(outcome.triage)
         if outcome.kind == "greeting":
             return [Reply("greeting", g.renderer.render("greeting", topics=g.library.topics),
                           self._topic_buttons())]
@@ -161,7 +169,31 @@ class Conversation:
             refs = tuple(self._ref(c.article, c.score) for c in outcome.candidates)
             return [Reply("choices", text, (*buttons, (self._topics_button(),)), refs)]
         template = "out_of_scope" if outcome.out_of_scope else "fallback"
-        return [Reply("fallback", g.renderer.render(template, topics=g.library.topics), self._topic_buttons())]
+        symptom = outcome.triage is not None and outcome.triage.mentions_symptom
+        return [Reply("fallback", g.renderer.render(template, topics=g.library.topics, symptom=symptom),
+                      self._topic_buttons())]
+
+    def _urgent(self, triage: TriageResult) -> list[Reply]:
+        """The escalation: what to do now and the number to call on a short first screen, then the
+        most specific article. First actions come only from the signs of the highest tier found,
+        so a convulsion never carries the choking steps, nor choking the convulsion ones."""
+        g = self.guide
+        danger = g.library.danger
+        aids: list[FirstAidStep] = []
+        used: list[str] = []
+        for f in triage.findings:
+            if f.tier == triage.tier and f.first_aid and f.first_aid not in used and len(used) < 2:
+                used.append(f.first_aid)
+                aids.extend(danger.first_aid[f.first_aid].for_age(triage.age_months))
+        chosen = danger.follow_up([f.article for f in triage.findings if f.article])
+        article = g.article(chosen) if chosen else None
+        text = g.renderer.render("urgent", findings=triage.findings, tier=triage.tier, first_aid=aids,
+                                 article=article)
+        refs: tuple[ArticleRef, ...] = (self._ref(article, None),) if article else ()
+        replies = [Reply("urgent", text, articles=refs)]
+        if article is not None:
+            replies.append(self._article_reply(article, kind="article"))
+        return replies
 
     # ------------------------------------------------------------ buttons
 

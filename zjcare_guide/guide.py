@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .content import Library, check_content, load_library
@@ -26,6 +26,8 @@ class Outcome:
     candidates: tuple[Candidate, ...] = ()
     triage: TriageResult | None = None
     out_of_scope: bool = False
+    # The text the decision was made on (a long message's question part).
+    question: str = ""
 
 
 class Guide:
@@ -73,14 +75,14 @@ class Guide:
         """Triage first, then greeting, scope and matching."""
         triage = self.triage.assess(text, age_months)
         if triage.urgent:
-            return Outcome("urgent", triage=triage)
+            return Outcome("urgent", triage=triage, question=text)
         if self.is_greeting(text):
-            return Outcome("greeting", triage=triage)
+            return Outcome("greeting", triage=triage, question=text)
         if self.about_someone_else(text):
-            return Outcome("fallback", triage=triage, out_of_scope=True)
+            return Outcome("fallback", triage=triage, out_of_scope=True, question=text)
         age = triage.age_months
         result = self.matcher.match(text, age)
-        return self.outcome_for(result, triage)
+        return replace(self.outcome_for(result, triage), question=text)
 
     def outcome_for(self, result: MatchResult, triage: TriageResult) -> Outcome:
         """The decision a match leads to (also used by the leave-one-out self-test)."""

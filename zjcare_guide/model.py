@@ -1,4 +1,4 @@
-"""The domain's plain data: articles, topics, danger signs, problems."""
+"""The domain's plain data: articles, topics, problems."""
 
 from __future__ import annotations
 
@@ -44,39 +44,3 @@ class Topic:
     id: str
     name: str
     blurb: str
-
-
-@dataclass(frozen=True)
-class DangerSign:
-    """One danger sign: regex patterns over cleaned text, optionally limited to an age range."""
-
-    id: str
-    tier: int
-    label: str
-    patterns: tuple[str, ...]
-    article: str | None = None
-    max_age_months: float | None = None
-    min_age_months: float | None = None
-    # Words of which one must appear somewhere in the message ("哭不出声" only counts with 卡/噎/呛…).
-    with_words: tuple[str, ...] = ()
-    # Words that cancel the sign anywhere in the message ("叫他名字没反应" is about hearing).
-    unless_words: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class FeverRule:
-    """A temperature that is a danger sign below a given age (months)."""
-
-    under_months: float
-    at_or_above: float
-    below: float | None = None
-    tier: int = 2
-
-
-@dataclass(frozen=True)
-class BreathingRule:
-    """A breathing rate (per minute) that counts as fast below a given age (months)."""
-
-    under_months: float
-    per_minute: int
-    tier: int = 2

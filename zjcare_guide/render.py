@@ -43,7 +43,9 @@ def sample_context(name: str) -> dict[str, Any]:
     return {
         "article": _SAMPLE_ARTICLE, "articles": [_SAMPLE_ARTICLE, _SAMPLE_ARTICLE],
         "related": [_SAMPLE_ARTICLE], "topic": _SAMPLE_TOPIC, "topics": [_SAMPLE_TOPIC],
-        "findings": [{"label": "抽搐", "tier": 1}], "tier": 1, "first_aid": _SAMPLE_ARTICLE,
+        "findings": [{"label": "抽搐", "tier": 1}], "tier": 1,
+        "first_aid": [{"label": "不满1岁", "steps": ["示例步骤"]}, {"label": "", "steps": ["示例步骤"]}],
+        "symptom": True,
         "age_months": 8, "page": 1, "pages": 2, "reason": "too_long", "max_length": 500,
         "feature": "institutions", "articles_count": 1, "signs": 3,
         "count": 3, "problems": ["content/x.md:1: 示例问题"],

@@ -14,14 +14,16 @@ from functools import lru_cache
 
 import opencc
 
-_T2S = opencc.OpenCC("t2s")
+# "tw2s" rather than "t2s": it converts by phrase, so the 著 of 噎著了 / 睡著 becomes 着 while 著名 stays.
+_T2S = opencc.OpenCC("tw2s")
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5,
            "六": 6, "七": 7, "八": 8, "九": 9}
-_NUMERAL = re.compile(r"[零〇一二两俩三四五六七八九十百]+")
-# A numeral only becomes digits when a unit or another number follows it (八个月, 三十九度, 两岁),
-# so words such as 一直, 一样, 十分 keep their meaning.
-_UNIT_AFTER = re.compile(r"(个|岁|周|天|度|点|次|月|年|小时|分钟|毫升|克|斤|颗|块|下|℃|°|\d)")
+_NUMERAL = re.compile(r"[零〇一二两俩三四五六七八九十百廿卅]+")
+# A numeral only becomes digits when a unit or another number follows it (八个月, 三十九度, 两岁), also
+# through an approximation (七十几天, 四十多天, 二十来天), so words such as 一直, 一样, 十分 keep
+# their meaning.
+_UNIT_AFTER = re.compile(r"(?:几|多|来|余)?(个|岁|周|天|度|点|次|月|年|小时|分钟|毫升|克|斤|颗|块|下|℃|°|\d)")
 _CLAUSE_PUNCT = re.compile(r"[,，。.!！?？;；:：、\n\r\t~～…]+")
 _STRIP = re.compile(r"[^\w.]+", re.UNICODE)
 # Ages and other numbers say nothing about the topic (the age is used separately, from the message
@@ -31,6 +33,8 @@ _AGE = re.compile(r"\d+(?:\.\d+)?(?:个多月|个半月|个月|月龄|周岁|岁
 
 def _numeral_value(s: str) -> int | None:
     """Value of a Chinese numeral below 1000, or None for an unusual form."""
+    # 廿 = 20 and 卅 = 30 stand for "二十" / "三十" in dates and temperatures (卅八度).
+    s = s.replace("廿", "二十").replace("卅", "三十")
     if "百" in s:
         head, _, rest = s.partition("百")
         h = _DIGITS.get(head, 1) if head else 1
@@ -55,8 +59,10 @@ def _convert_numerals(text: str) -> str:
         following = text[m.end():m.end() + 2]
         value = _numeral_value(m.group())
         prev = text[m.start() - 1] if m.start() else ""
-        # 38度五 / 38度半: a numeral right after 度 is the decimal of a temperature.
-        after_degree = prev == "度" and len(m.group()) == 1
+        # 38度五 / 39点一: a numeral right after 度, or after 点 following a number, is a decimal.
+        before_point = text[m.start() - 2:m.start() - 1]
+        number_before = before_point.isdigit() or before_point in _DIGITS or before_point == "十"
+        after_degree = len(m.group()) == 1 and (prev == "度" or (prev == "点" and number_before))
         if value is None or not (_UNIT_AFTER.match(following) or after_degree):
             continue
         out.append(text[pos:m.start()])
@@ -66,16 +72,40 @@ def _convert_numerals(text: str) -> str:
     return "".join(out)
 
 
+_INVISIBLE = frozenset({"Cf", "Cs", "Co", "Cn"})
+
+
+def sanitize(text: str) -> str:
+    """Text safe to process and store: lone surrogates (from a terminal that was not UTF-8) become
+    U+FFFD, format characters (zero-width space, soft hyphen, BOM: Unicode category Cf) go, and
+    other control characters become spaces, so "抽\u200b搐" reads as 抽搐."""
+    if not text.isascii():
+        # A valid surrogate pair survives the round trip; a lone surrogate becomes U+FFFD.
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    out = []
+    for ch in text:
+        if ch in "\n\t" or ch.isprintable():
+            out.append(ch)
+            continue
+        category = unicodedata.category(ch)
+        if category in _INVISIBLE:
+            continue
+        out.append(" ")  # Cc, Zl, Zp: a line or field break in disguise
+    return "".join(out)
+
+
 @lru_cache(maxsize=4096)
 def clean(text: str) -> str:
     """Width-fold, simplify, lower-case and turn numerals into digits; keeps punctuation."""
-    t = unicodedata.normalize("NFKC", text)
+    t = unicodedata.normalize("NFKC", sanitize(text))
     t = _T2S.convert(t).lower()
     t = t.replace("°c", "度").replace("℃", "度").replace("°", "度")
     t = _convert_numerals(t)
     t = re.sub(r"(\d)\s*度\s*半", r"\1.5度", t)
     t = re.sub(r"(\d)\s*度\s*(\d)(?!\d)", r"\1.\2度", t)
     t = re.sub(r"(\d)\s*点\s*(\d)\s*度", r"\1.\2度", t)
+    # "烧到39点1" without 度: a number in the body-temperature range is a temperature, not a time.
+    t = re.sub(r"(?<!\d)(3[4-9]|4[0-2])点(\d)(?!\d)", r"\1.\2", t)
     t = re.sub(r"半岁", "6个月", t)
     t = re.sub(r"(\d+)\s*个?\s*半月", lambda m: f"{m.group(1)}.5个月", t)
     return t
@@ -90,6 +120,25 @@ def clauses(text: str) -> list[str]:
             if q:
                 out.append(q)
     return out
+
+
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])|\s+")
+
+
+def question_part(text: str, limit: int, markers: Iterable[str]) -> str | None:
+    """The question in a long message: its sentences that ask something (they contain one of
+    `markers`), the last first as parents put the key sentence last, joined while they fit in
+    `limit` characters. None when no sentence asks anything or even the last one is too long."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+    asking = [s for s in sentences if any(m in s for m in markers)]
+    chosen: list[str] = []
+    size = 0
+    for s in reversed(asking):
+        if size + len(s) + 1 > limit:
+            break
+        chosen.insert(0, s)
+        size += len(s) + 1
+    return " ".join(chosen) or None
 
 
 def strip_punct(text: str) -> str:

@@ -1,9 +1,15 @@
 """Danger-sign triage: runs before matching on every message.
 
-False negatives are worse than false positives (reference/danger-signs.md), so the rules escalate on
-any plausible mention and stand down only for a negation right before the sign ("没有抽搐"), a past
-episode ("上次抽过"), or a message that asks in general or about the future ("万一噎住了怎么急救")
-without saying that something is happening now.
+False negatives are worse than false positives (reference/danger-signs.md), so a sign counts on any
+plausible mention and stands down only for a negation right before it ("没有抽搐"), a past episode
+("上次抽过"), or a question about it in general or about the future ("万一噎住了怎么急救",
+"高热惊厥是怎么回事") without a word saying that it is happening now.
+
+The message is read as parents write it (reference/colloquial-chinese.md): dialect spellings are
+folded to the standard word (呕 → 吐, 弗 → 不, 困觉 → 睡觉), pinyin typos of the danger vocabulary are
+read as the word they sound like when they stand where a symptom would (抽处了, 咀唇发紫), and a sign
+made of parts (a fall, then vomiting and sleepiness) is found across the whole message, whatever
+spaces or clauses lie between its parts, each part keeping its own negation.
 """
 
 from __future__ import annotations
@@ -11,30 +17,50 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .content import DangerRules
-from .model import DangerSign
-from .text import clauses, clean
+import rjieba
+
+from .danger import DangerRules, DangerSign, MeasuredSign
+from .homophones import HomophoneIndex, SoundAlike
+from .text import clean
 
 # In the content's patterns a gap `\S` never crosses a negation: "嘴唇没有发紫" must not match
 # "嘴唇\S{0,5}发紫".
-_GAP = "[^\\s没不未无]"
-_SUBJECT = r"(?:宝宝|宝贝|娃娃|娃|孩子|小孩|儿子|女儿|囡囡|婴儿)"
-_AGE_PATTERNS: tuple[tuple[re.Pattern[str], float], ...] = (
-    (re.compile(r"(\d+(?:\.\d+)?)\s*个\s*(?:多)?\s*月"), 1.0),
-    (re.compile(r"(\d+(?:\.\d+)?)\s*(?:周|星期)(?:大|龄|的|宝|娃|孩|婴)"), 12 / 52),
-    (re.compile(r"(?:出生|生下来|刚生|刚出生)(?:才|了)?\s*(\d+)\s*天"), 1 / 30),
-    (re.compile(r"(\d+)\s*天(?:大|龄|的(?:宝|娃|孩|新生|小)|宝|娃|孩|新生)"), 1 / 30),
-    # "我家宝宝70天，…": a number of days right after the child and at the end of the clause.
-    (re.compile(_SUBJECT + r"(?:才|刚|刚刚)?\s*(\d+)\s*天(?:了|啦)?(?=$|[\s,，。.!！?？])"), 1 / 30),
-    (re.compile(r"(\d+(?:\.\d+)?)\s*(?:周岁|岁)"), 12.0),
+_GAP = "[^\\s没不未无弗勿]"
+_SUBJECT = r"(?:宝宝|宝贝|娃娃|娃|孩子|小孩|儿子|女儿|囡囡|婴儿|小人|毛毛头|小家伙|闺女|孙子|孙女|外孙|外孙女)"
+_ABOUT = r"(?:几|多|来|余)?"
+_UNDER = ("不到", "没到", "没满", "不满", "未满")
+# Whole-age phrases first, so "1岁3个月" is not read as 3 months.
+_AGE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(\d+)\s*(?:周岁|岁)\s*(?:零|又)?\s*(\d+(?:\.\d+)?)\s*" + _ABOUT + r"\s*个\s*" + _ABOUT + r"\s*月"),
+     "years_months"),
+    (re.compile(r"(\d+(?:\.\d+)?)\s*个\s*" + _ABOUT + r"\s*月(?!\d)"), "months"),
+    (re.compile(r"(\d+(?:\.\d+)?)\s*" + _ABOUT + r"\s*月(?:龄|大)"), "months"),
+    (re.compile(r"(\d+(?:\.\d+)?)\s*" + _ABOUT + r"\s*(?:周|星期)(?:大|龄|的|宝|娃|孩|婴|了|啦)"), "weeks"),
+    (re.compile(r"(?:出生|生下来|刚生|刚出生|生了)(?:才|了|第)?\s*(\d+)\s*" + _ABOUT + r"\s*天"), "days"),
+    (re.compile(r"(\d+)\s*" + _ABOUT + r"\s*天(?:大|龄|的(?:宝|娃|孩|新生|小|毛毛)|宝|娃|孩|新生|毛毛)"), "days"),
+    # "我家宝宝70几天，…": a number of days right after the child and at the end of the clause.
+    (re.compile(_SUBJECT + r"(?:才|刚|刚刚|今天|现在)?\s*(\d+)\s*" + _ABOUT + r"\s*天(?:了|啦)?(?=$|[\s,，。.!！?？])"),
+     "days"),
+    (re.compile(r"(\d+(?:\.\d+)?)\s*(?:周岁|岁)"), "years"),
 )
+_FACTOR = {"months": 1.0, "weeks": 12 / 52, "days": 1 / 30.4, "years": 12.0}
+_NAMED_AGES = (("双满月", 2.0), ("百天", 100 / 30.4), ("满月", 1.0))
 _TEMPERATURE = re.compile(
     r"(\d{2}(?:\.\d{1,2})?)\s*度"
-    r"|(?:体温|温度|耳温|腋温|肛温|额温|口温|量了|测了|烧到|烧了|发烧|发热|高烧)\D{0,3}?(\d{2}(?:\.\d{1,2})?)(?!\d)"
+    r"|(?:体温|温度|耳温|腋温|肛温|额温|口温|量了|测了|烧到|烧了|发烧|发热|高烧|低烧)\D{0,3}?(\d{2}(?:\.\d{1,2})?)(?!\d)"
 )
 _BREATHS = re.compile(
-    r"(?:呼吸|喘气|气)[^，。,]{0,8}?(\d{2,3})\s*(?:次|下)"
-    r"|(\d{2,3})\s*(?:次|下)[^\d，。,]{0,4}(?:呼吸|喘)"
+    r"(?:呼吸|喘气|喘|气)[^，。,]{0,8}?(\d{2,3})\s*" + _ABOUT + r"\s*(?:次|下)"
+    r"|(\d{2,3})\s*" + _ABOUT + r"\s*(?:次|下)[^\d，。,]{0,4}(?:呼吸|喘)"
+    r"|(?:半分钟|1分钟|每分钟|一分钟)\D{0,6}?(\d{2,3})(?!\d|度|\.\d)"
+    r"|breath\w*\D{0,12}?(\d{2,3}) ?(?:times|breaths|per|/|a min)"
+    r"|(\d{2,3}) ?(?:times|breaths) (?:a|per) minute"
+)
+_CLAUSE_BREAK = re.compile(
+    r"[,，。.!！?？;；:：、\n\r\t~～…]+"
+    # A space separates thoughts in Chinese; between two Latin words it is just a space.
+    r"|(?<![a-z0-9'])\s+|\s+(?![a-z0-9'])"
+    r"|但是|可是|不过|但"
 )
 
 
@@ -44,12 +70,16 @@ class Finding:
     tier: int
     label: str
     article: str | None
+    first_aid: str | None = None
 
 
 @dataclass(frozen=True)
 class TriageResult:
     findings: tuple[Finding, ...]
     age_months: float | None
+    # The message talks about a symptom or an injury (even one that is not a danger sign now):
+    # a reply that cannot answer it still says when to call 120 or go to hospital.
+    mentions_symptom: bool = False
 
     @property
     def urgent(self) -> bool:
@@ -60,26 +90,38 @@ class TriageResult:
         return min((f.tier for f in self.findings), default=None)
 
 
+def _years_months(m: re.Match[str]) -> float:
+    return float(m.group(1)) * 12 + float(m.group(2))
+
+
 def age_in_message(text: str) -> float | None:
-    """The child's age in months when the message states it ("2个月宝宝", "出生10天", "1岁半")."""
+    """The child's age in months when the message states it ("2个月宝宝", "出生10天", "1岁3个多月",
+    "七十几天", "双满月"); "不到3个月" counts as just under three months."""
     t = clean(text)
     if "新生儿" in t or ("刚出生" in t and "天" not in t):
         return 0.5
-    if "满月" in t and "月" not in t.replace("满月", ""):
-        return 1.0
-    for pattern, factor in _AGE_PATTERNS:
+    best: tuple[int, float] | None = None
+    for pattern, kind in _AGE_PATTERNS:
         m = pattern.search(t)
-        if m:
+        if m is None or (best is not None and best[0] <= m.start()):
+            continue
+        if kind == "years_months":
+            months = _years_months(m)
+        else:
+            factor = _FACTOR[kind]
             months = float(m.group(1)) * factor
-            if factor == 12.0 and t[m.end():m.end() + 1] == "半":
+            if kind == "years" and t[m.end():m.end() + 1] == "半":
                 months += 6
-            # "3个月不到", "不满2个月": just under the number said.
-            if t[m.end():m.end() + 4].lstrip(" 的").startswith(("不到", "没到", "没满", "不满")) \
-                    or t[max(0, m.start() - 2):m.start()] in ("不到", "没到", "没满", "不满", "未满"):
-                months -= 0.5 * factor
-            if 0 <= months <= 216:
-                return months
-    return None
+            if t[m.end():m.end() + 4].lstrip(" 的").startswith(_UNDER) or t[max(0, m.start() - 2):m.start()] in _UNDER:
+                months -= 0.5 * max(factor, 1 / 30.4 * 7)
+        if 0 <= months <= 216:
+            best = (m.start(), months)
+    for word, months in _NAMED_AGES:
+        i = t.find(word)
+        if i >= 0 and (best is None or i < best[0]):
+            under = t[max(0, i - 2):i] in _UNDER or t[i + len(word):i + len(word) + 2] in _UNDER
+            best = (i, months - 0.3 if under else months)
+    return best[1] if best else None
 
 
 def _words_re(words: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -87,29 +129,226 @@ def _words_re(words: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(map(re.escape, ws))) if ws else None
 
 
+@dataclass(frozen=True)
+class _Part:
+    patterns: tuple[re.Pattern[str], ...]
+    earlier: bool = False
+
+
+@dataclass(frozen=True)
+class _Sign:
+    sign: DangerSign
+    any_of: tuple[re.Pattern[str], ...]
+    parts: tuple[_Part, ...]
+    with_words: tuple[str, ...]
+    unless_words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """A message as triage reads it: cleaned and dialect-folded, with sound-alike typos replaced by
+    the word they sound like (same length, so positions agree), and its clauses."""
+
+    text: str
+    corrected: str
+    typos: tuple[SoundAlike, ...]
+    clauses: tuple[tuple[int, int], ...]
+
+
 class Triage:
     def __init__(self, rules: DangerRules) -> None:
         self.rules = rules
-        self._signs: list[tuple[DangerSign, list[re.Pattern[str]]]] = [
-            (s, [re.compile(p.replace("\\S", _GAP)) for p in s.patterns]) for s in rules.signs
+        spellings = {clean(k): clean(v) for k, v in rules.spellings.items() if clean(k)}
+        self._spellings = spellings
+        self._spelling_re = (re.compile("|".join(map(re.escape, sorted(spellings, key=len, reverse=True))))
+                             if spellings else None)
+
+        def compile_all(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+            return tuple(re.compile(self._fold(p.replace("\\S", _GAP), pattern=True)) for p in patterns)
+
+        self._signs = [
+            _Sign(s, compile_all(s.patterns), tuple(_Part(compile_all(p.patterns), p.earlier) for p in s.parts),
+                  tuple(self._fold(clean(w)) for w in s.with_words),
+                  tuple(self._fold(clean(w)) for w in s.unless_words))
+            for s in rules.signs
         ]
-        long_neg = [re.escape(clean(n)) for n in rules.negations if len(n) > 1]
-        short_neg = [re.escape(clean(n)) for n in rules.negations if len(n) == 1]
+        self._sound_alikes = HomophoneIndex(self._fold(clean(w)) for w in rules.sound_alike_words)
+        long_neg = [re.escape(self._fold(clean(n))) for n in rules.negations if len(n) > 1]
+        short_neg = [re.escape(self._fold(clean(n))) for n in rules.negations if len(n) == 1]
         # A two-character negation may stand one character off ("没有在抽"); a one-character one must
         # touch the sign, or "特别嗜睡" would read as negated by the 别 of 特别.
         alternatives = []
         if long_neg:
             alternatives.append("(?:" + "|".join(sorted(long_neg, key=len, reverse=True)) + ")\\S?$")
         if short_neg:
-            alternatives.append("(?:" + "|".join(short_neg) + ")$")
+            # "没流脓", "没起泡": a one-character negation before the sign's verb.
+            verbs = "".join(re.escape(self._fold(clean(v))) for v in rules.negated_verbs)
+            alternatives.append("(?:" + "|".join(short_neg) + ")" + (f"[{verbs}]?" if verbs else "") + "$")
         self._negation = re.compile("|".join(alternatives)) if alternatives else None
         self._past = _words_re(rules.past_markers)
         self._hypothetical = _words_re(rules.hypothetical_markers)
         self._present = _words_re(rules.present_markers)
-        self._fever_words = tuple(clean(w) for w in rules.fever_words)
-        # Cleaned once here rather than on every message.
-        self._with = {s.id: tuple(clean(w) for w in s.with_words) for s in rules.signs}
-        self._unless = {s.id: tuple(clean(w) for w in s.unless_words) for s in rules.signs}
+        self._general_suffixes = tuple(self._fold(clean(w)) for w in rules.general_suffixes)
+        self._past_suffixes = tuple(self._fold(clean(w)) for w in rules.past_suffixes)
+        self._recovered = _words_re(tuple(self._fold(clean(w)) for w in rules.recovered_markers))
+        self._hearsay = _words_re(tuple(self._fold(clean(w)) for w in rules.hearsay_markers))
+        self._others = frozenset(self._fold(clean(w)) for w in rules.other_subjects)
+        self._subjects = _words_re(tuple(self._others) + tuple(self._fold(clean(w)) for w in rules.child_subjects))
+        self._history = tuple(clean(w) for w in rules.history_suffixes)
+        self._typo_before = tuple(self._fold(clean(w)) for w in rules.sound_alike_before)
+        self._typo_after = tuple(self._fold(clean(w)) for w in rules.sound_alike_after)
+        self._symptoms = _words_re(tuple(self._fold(clean(w)) for w in rules.symptom_words))
+        self._fever_words = _words_re(tuple(self._fold(clean(w)) for w in rules.fever_words))
+
+    # ------------------------------------------------------------ reading
+
+    def _fold(self, text: str, pattern: bool = False) -> str:
+        """Dialect and colloquial spellings as the standard word (also inside the content's patterns,
+        so an editor may write either)."""
+        if pattern:
+            # Only the Chinese runs of a pattern are cleaned and folded ("一块" → "1块"); its syntax
+            # and Latin letters are left alone.
+            return re.sub(r"[\u4e00-\u9fff]+", lambda m: self._fold(clean(m.group())), text)
+        if self._spelling_re is None:
+            return text
+        return self._spelling_re.sub(lambda m: self._spellings[m.group()], text)
+
+    def read(self, text: str) -> _Reading:
+        folded = self._fold(clean(text))
+        typos = tuple(self._typos(folded))
+        corrected = folded
+        if typos:
+            chars = list(folded)
+            for t in typos:
+                chars[t.start:t.end] = t.term
+            corrected = "".join(chars)
+        spans: list[tuple[int, int]] = []
+        pos = 0
+        for m in _CLAUSE_BREAK.finditer(folded):
+            if m.start() > pos:
+                spans.append((pos, m.start()))
+            pos = m.end()
+        if pos < len(folded):
+            spans.append((pos, len(folded)))
+        return _Reading(folded, corrected, typos, tuple(spans))
+
+    def _typos(self, text: str) -> list[SoundAlike]:
+        """Sound-alike windows that line up with word boundaries: "就是睡得很晚" is 就是 + 睡, so its
+        是睡 is no typo of 嗜睡, while "一直是睡" (一直 + 是 + 睡) may be."""
+        found = self._sound_alikes.find(text)
+        if not found:
+            return []
+        bounds = {0}
+        pos = 0
+        for word in rjieba.cut(text, False):  # dictionary words only: no guessed words for typos
+            pos += len(word)
+            bounds.add(pos)
+        return [t for t in found if t.start in bounds and t.end in bounds]
+
+    # ------------------------------------------------------------ assessment
+
+    def assess(self, text: str, age_months: float | None = None) -> TriageResult:
+        """Danger signs described by `text`; an age stated in the message wins over the profile's."""
+        stated = age_in_message(text)
+        age = stated if stated is not None else age_months
+        reading = self.read(text)
+        findings: dict[str, Finding] = {}
+        suppressed = False
+        for s in self._signs:
+            sign = s.sign
+            if age is not None and sign.max_age_months is not None and age >= sign.max_age_months:
+                continue
+            if age is not None and sign.min_age_months is not None and age < sign.min_age_months:
+                continue
+            if s.with_words and not any(w in reading.corrected for w in s.with_words):
+                continue
+            if any(w in reading.corrected for w in s.unless_words):
+                continue
+            found = self._found(s.any_of, reading) if s.any_of else False
+            if not found and s.parts:
+                found = all(self._found(p.patterns, reading, earlier=p.earlier) for p in s.parts)
+            if found:
+                findings[sign.id] = Finding(sign.id, sign.tier, sign.label, sign.article, sign.first_aid)
+            elif not suppressed and any(p.search(reading.corrected) for p in s.any_of):
+                suppressed = True  # mentioned, but negated, past or asked about in general
+        rate_fast = self._breathing(reading.text, age)
+        if rate_fast is False:
+            # A counted rate below the age's limit outweighs "呼吸有点快": the number is the measure.
+            findings.pop(self.rules.breathing_word_sign, None)
+        for measured, hit in ((self.rules.fever, self._fever(reading, age)), (self.rules.breathing, rate_fast)):
+            if hit:
+                findings.setdefault(measured.id, _finding(measured))
+        ordered = sorted(findings.values(), key=lambda f: f.tier)
+        mentions = suppressed or bool(self._symptoms and self._symptoms.search(reading.corrected))
+        return TriageResult(tuple(ordered), age, mentions or bool(ordered))
+
+    def _found(self, patterns: tuple[re.Pattern[str], ...], r: _Reading, earlier: bool = False) -> bool:
+        texts = (r.text, r.corrected) if r.typos else (r.text,)
+        for ci, (start, end) in enumerate(r.clauses):
+            for text in texts:
+                clause = text[start:end]
+                for p in patterns:
+                    for m in p.finditer(clause):
+                        fits = text is r.text or self._typo_fits(r, start, start + m.start(), start + m.end(), end)
+                        if not fits:
+                            continue
+                        if self._counts(r, ci, m, earlier):
+                            return True
+        return False
+
+    def _counts(self, r: _Reading, ci: int, m: re.Match[str], earlier: bool) -> bool:
+        """Whether a match in clause `ci` speaks of the child, now."""
+        start, end = r.clauses[ci]
+        clause = r.corrected[start:end]
+        if self._negated(clause, m.start()) or clause.startswith(self._history, m.end()):
+            return False
+        if self._someone_else(r, ci, start + m.start()):
+            return False  # "外婆嘴唇发紫", "家里的狗抽搐了": not the child
+        present = bool(self._present and self._present.search(clause))
+        if not earlier and not present:
+            if self._past and self._past.search(clause[:m.start()]):
+                return False
+            if clause.startswith(self._past_suffixes, m.end()):
+                return False  # "嘴唇发紫过一次"
+            if self._recovered and self._recovered.search(r.corrected, start + m.end()):
+                return False  # "…抽了一次 医院查了没事 现在好好的"
+        if present:
+            return True
+        if self._hearsay and self._hearsay.search(r.corrected):
+            return False  # "看抖音说宝宝打完疫苗抽搐了"
+        if self._hypothetical and self._hypothetical.search(clause[:m.start()]):
+            return False
+        return not clause.startswith(self._general_suffixes, m.end())
+
+    def _someone_else(self, r: _Reading, ci: int, pos: int) -> bool:
+        """The nearest person named before `pos` (in this clause or the one before) is an adult or a
+        pet rather than the child."""
+        if self._subjects is None:
+            return False
+        first = r.clauses[max(0, ci - 1)][0]
+        last: re.Match[str] | None = None
+        for m in self._subjects.finditer(r.corrected, first, pos):
+            last = m
+        return last is not None and last.group() in self._others
+
+    def _typo_fits(self, r: _Reading, clause_start: int, start: int, end: int, clause_end: int) -> bool:
+        """A match that needed a sound-alike correction counts only in a symptom's context: the
+        pattern reads on beyond the corrected word ("咀唇发紫"), or the word stands as what is
+        happening ("抽处了", "一直是睡"), so 抽出时间 or a shop called 嘴纯 do not fire. A window that
+        is a real word itself (抽出) must end its clause, bare or with one of the `after` words."""
+        for t in r.typos:
+            if t.end <= start or t.start >= end or start < t.start or end > t.end:
+                continue  # not corrected, or the pattern reads on beyond the correction
+            after = r.text[t.end:clause_end]
+            before = r.text[clause_start:t.start]
+            if rjieba.has_word(r.text[t.start:t.end]):
+                if not after or any(after == a for a in self._typo_after):
+                    continue
+                return False
+            if not after or after.startswith(self._typo_after) or before.endswith(self._typo_before):
+                continue
+            return False
+        return True
 
     def _negated(self, clause: str, start: int) -> bool:
         before = clause[max(0, start - 5):start]
@@ -117,83 +356,45 @@ class Triage:
             return False  # "是不是抽搐了" asks whether it is happening: treat it as happening
         return bool(self._negation and self._negation.search(before))
 
-    def _in_past(self, clause: str, start: int) -> bool:
-        return bool(self._past and self._past.search(clause[:start]))
-
-    def _general_question(self, message: str) -> bool:
-        return bool(self._hypothetical and self._hypothetical.search(message)
-                    and not (self._present and self._present.search(message)))
-
-    def assess(self, text: str, age_months: float | None = None) -> TriageResult:
-        """Danger signs described by `text`; an age stated in the message wins over the profile's."""
-        message = clean(text)
-        stated = age_in_message(text)
-        age = stated if stated is not None else age_months
-        if self._general_question(message):
-            return TriageResult((), age)
-        findings: dict[str, Finding] = {}
-        parts = clauses(message)
-        for sign, patterns in self._signs:
-            if age is not None and sign.max_age_months is not None and age >= sign.max_age_months:
-                continue
-            if age is not None and sign.min_age_months is not None and age < sign.min_age_months:
-                continue
-            if self._with[sign.id] and not any(w in message for w in self._with[sign.id]):
-                continue
-            if any(w in message for w in self._unless[sign.id]):
-                continue
-            if self._found(patterns, parts):
-                findings[sign.id] = Finding(sign.id, sign.tier, sign.label, sign.article)
-        for extra in (self._fever(message, parts, age), self._breathing(message, age)):
-            if extra is not None:
-                findings.setdefault(extra.sign_id, extra)
-        ordered = sorted(findings.values(), key=lambda f: f.tier)
-        return TriageResult(tuple(ordered), age)
-
-    def _found(self, patterns: list[re.Pattern[str]], parts: list[str]) -> bool:
-        for clause in parts:
-            for p in patterns:
-                for m in p.finditer(clause):
-                    if (not self._negated(clause, m.start()) and not self._in_past(clause, m.start())
-                            and not clause.startswith(self.rules.history_suffixes, m.end())):
-                        return True
-        return False
-
-    def _fever(self, message: str, parts: list[str], age: float | None) -> Finding | None:
-        r = self.rules
+    def _fever(self, r: _Reading, age: float | None) -> bool:
         if age is None:
-            return None
-        rule = next((x for x in r.fever_rules if age < x.under_months), None)
+            return False
+        rule = next((x for x in self.rules.fever_rules if age < x.under_months), None)
         if rule is None:
-            return None
-        temps = [t for t in (float(m.group(1) or m.group(2)) for m in _TEMPERATURE.finditer(message))
+            return False
+        temps = [t for t in (float(m.group(1) or m.group(2)) for m in _TEMPERATURE.finditer(r.text))
                  if 34 <= t <= 43]
         if any(t >= rule.at_or_above or (rule.below is not None and t < rule.below) for t in temps):
-            return Finding("fever-young-infant", rule.tier, r.fever_label, r.fever_article)
-        if not temps:
-            # "发烧" without a number: a parent who says fever means a temperature worth acting on.
-            for clause in parts:
-                for w in self._fever_words:
-                    i = clause.find(w)
-                    if i >= 0 and not self._negated(clause, i) and not self._in_past(clause, i):
-                        return Finding("fever-young-infant", rule.tier, r.fever_label, r.fever_article)
-        return None
+            return True
+        if temps:
+            return False
+        # "发烧" without a number: a parent who says fever means a temperature worth acting on.
+        return self._fever_words is not None and self._found((self._fever_words,), r)
 
-    def _breathing(self, message: str, age: float | None) -> Finding | None:
-        r = self.rules
-        if not r.breathing_rules:
+    def _breathing(self, text: str, age: float | None) -> bool | None:
+        """True for a counted rate at or over the age's limit, False for counted rates all under it,
+        None when the message counts nothing."""
+        rules = self.rules.breathing_rules
+        if not rules:
             return None
-        for m in _BREATHS.finditer(message):
+        counted = False
+        for m in _BREATHS.finditer(text):
             rate = int(next(g for g in m.groups() if g))
+            if "半分钟" in m.group():
+                rate *= 2
+            counted = True
             if age is None:
                 # Unknown age: the lowest threshold, since a false alarm is the safer error.
-                limit = min(x.per_minute for x in r.breathing_rules)
+                limit = min(x.per_minute for x in rules)
             else:
-                rule = next((x for x in r.breathing_rules if age < x.under_months), None)
+                rule = next((x for x in rules if age < x.under_months), None)
                 if rule is None:
                     continue
                 limit = rule.per_minute
             if rate >= limit:
-                return Finding("fast-breathing-rate", r.breathing_rules[0].tier, r.breathing_label,
-                               r.breathing_article)
-        return None
+                return True
+        return False if counted else None
+
+
+def _finding(m: MeasuredSign) -> Finding:
+    return Finding(m.id, m.tier, m.label, m.article, m.first_aid)
