@@ -47,6 +47,9 @@ class DangerSign:
     with_words: tuple[str, ...] = ()
     # Words that cancel the sign anywhere in the message ("叫他名字没反应" is about hearing).
     unless_words: tuple[str, ...] = ()
+    # Still urgent when the child seems well again: a swallowed battery, poison, a burn, electric
+    # shock, drowning (reference/first-aid.md). "现在好好的" does not stand it down.
+    even_if_well: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,9 @@ class DangerRules:
     hearsay_markers: tuple[str, ...]
     past_suffixes: tuple[str, ...]
     recovered_markers: tuple[str, ...]
+    treated_markers: tuple[str, ...]
+    contrast_words: tuple[str, ...]
+    harmless_phrases: tuple[str, ...]
     negated_verbs: tuple[str, ...]
     child_subjects: tuple[str, ...]
     other_subjects: tuple[str, ...]
@@ -261,6 +267,7 @@ class _Reader:
                                     f"sign '{sid}': from_months"),
             with_words=tuple(str_list(item.get("with")) or ()),
             unless_words=tuple(str_list(item.get("unless")) or ()),
+            even_if_well=bool(item.get("even_if_well", False)),
         )
 
     def aid(self, value: Any, node: yaml.Node | None, what: str) -> str | None:
@@ -356,6 +363,9 @@ def load_danger_rules(path: Path, article_ids: set[str], problems: list[Problem]
         hearsay_markers=r.words(data, node, "hearsay_markers"),
         past_suffixes=r.words(data, node, "past_suffixes"),
         recovered_markers=r.words(data, node, "recovered_markers"),
+        treated_markers=r.words(data, node, "treated_markers"),
+        contrast_words=r.words(data, node, "contrast_words"),
+        harmless_phrases=r.words(data, node, "harmless_phrases"),
         negated_verbs=r.words(data, node, "negated_verbs"),
         child_subjects=r.words(subjects, subjects_node, "child"),
         other_subjects=r.words(subjects, subjects_node, "others"),

@@ -57,6 +57,15 @@ def _convert_numerals(text: str) -> str:
     pos = 0
     for m in _NUMERAL.finditer(text):
         following = text[m.end():m.end() + 2]
+        if m.group().startswith(("零", "〇")) and len(m.group()) > 1:
+            # "两个月零十天": 零 joins two amounts; the number is what follows it.
+            start = m.start() + 1
+            value = _numeral_value(m.group()[1:])
+            if value is not None and _UNIT_AFTER.match(following):
+                out.append(text[pos:start])
+                out.append(str(value))
+                pos = m.end()
+            continue
         value = _numeral_value(m.group())
         prev = text[m.start() - 1] if m.start() else ""
         # 38度五 / 39点一: a numeral right after 度, or after 点 following a number, is a decimal.

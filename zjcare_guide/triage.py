@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import rjieba
 
+from .ages import age_in_message
 from .danger import DangerRules, DangerSign, MeasuredSign
 from .homophones import HomophoneIndex, SoundAlike
 from .text import clean
@@ -26,28 +27,13 @@ from .text import clean
 # In the content's patterns a gap `\S` never crosses a negation: "嘴唇没有发紫" must not match
 # "嘴唇\S{0,5}发紫".
 _GAP = "[^\\s没不未无弗勿]"
-_SUBJECT = r"(?:宝宝|宝贝|娃娃|娃|孩子|小孩|儿子|女儿|囡囡|婴儿|小人|毛毛头|小家伙|闺女|孙子|孙女|外孙|外孙女)"
 _ABOUT = r"(?:几|多|来|余)?"
-_UNDER = ("不到", "没到", "没满", "不满", "未满")
-# Whole-age phrases first, so "1岁3个月" is not read as 3 months.
-_AGE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(\d+)\s*(?:周岁|岁)\s*(?:零|又)?\s*(\d+(?:\.\d+)?)\s*" + _ABOUT + r"\s*个\s*" + _ABOUT + r"\s*月"),
-     "years_months"),
-    (re.compile(r"(\d+(?:\.\d+)?)\s*个\s*" + _ABOUT + r"\s*月(?!\d)"), "months"),
-    (re.compile(r"(\d+(?:\.\d+)?)\s*" + _ABOUT + r"\s*月(?:龄|大)"), "months"),
-    (re.compile(r"(\d+(?:\.\d+)?)\s*" + _ABOUT + r"\s*(?:周|星期)(?:大|龄|的|宝|娃|孩|婴|了|啦)"), "weeks"),
-    (re.compile(r"(?:出生|生下来|刚生|刚出生|生了)(?:才|了|第)?\s*(\d+)\s*" + _ABOUT + r"\s*天"), "days"),
-    (re.compile(r"(\d+)\s*" + _ABOUT + r"\s*天(?:大|龄|的(?:宝|娃|孩|新生|小|毛毛)|宝|娃|孩|新生|毛毛)"), "days"),
-    # "我家宝宝70几天，…": a number of days right after the child and at the end of the clause.
-    (re.compile(_SUBJECT + r"(?:才|刚|刚刚|今天|现在)?\s*(\d+)\s*" + _ABOUT + r"\s*天(?:了|啦)?(?=$|[\s,，。.!！?？])"),
-     "days"),
-    (re.compile(r"(\d+(?:\.\d+)?)\s*(?:周岁|岁)"), "years"),
-)
-_FACTOR = {"months": 1.0, "weeks": 12 / 52, "days": 1 / 30.4, "years": 12.0}
-_NAMED_AGES = (("双满月", 2.0), ("百天", 100 / 30.4), ("满月", 1.0))
 _TEMPERATURE = re.compile(
     r"(\d{2}(?:\.\d{1,2})?)\s*度"
-    r"|(?:体温|温度|耳温|腋温|肛温|额温|口温|量了|测了|烧到|烧了|发烧|发热|高烧|低烧)\D{0,3}?(\d{2}(?:\.\d{1,2})?)(?!\d)"
+    r"|(?:体温|温度|耳温|腋温|肛温|额温|口温|腋下|量了|测了|量的|测的|烧到|烧了|发烧|发热|高烧|低烧|temperature|temp"
+    r"|fever|thermometer)\D{0,6}?(\d{2}(?:\.\d{1,2})?)(?!\d)"
+    # A number with a decimal in the body-temperature range is a temperature unless a unit says otherwise.
+    r"|(?<![\d.])(3[4-9]\.\d|4[0-2]\.\d)(?!\d|\s*(?:斤|公斤|kg|cm|厘米|ml|毫升|克|g\b|%))"
 )
 _BREATHS = re.compile(
     r"(?:呼吸|喘气|喘|气)[^，。,]{0,8}?(\d{2,3})\s*" + _ABOUT + r"\s*(?:次|下)"
@@ -56,6 +42,11 @@ _BREATHS = re.compile(
     r"|breath\w*\D{0,12}?(\d{2,3}) ?(?:times|breaths|per|/|a min)"
     r"|(\d{2,3}) ?(?:times|breaths) (?:a|per) minute"
 )
+# "纽扣电池吞下去为啥这么危险": a completion word may stand between a sign and the question about it.
+_COMPLETION = re.compile(r"^(?:下去|进去|下来|起来|出来|以后|之后|后|下)")
+# The experienced aspect right after a sign ("抽过", "噎住过一次") puts it in the past; 过来/过去/过气
+# are other words.
+_EXPERIENCED = re.compile(r"[^\s过]{0,2}过(?![来去气敏头度])")
 _CLAUSE_BREAK = re.compile(
     r"[,，。.!！?？;；:：、\n\r\t~～…]+"
     # A space separates thoughts in Chinese; between two Latin words it is just a space.
@@ -90,40 +81,6 @@ class TriageResult:
         return min((f.tier for f in self.findings), default=None)
 
 
-def _years_months(m: re.Match[str]) -> float:
-    return float(m.group(1)) * 12 + float(m.group(2))
-
-
-def age_in_message(text: str) -> float | None:
-    """The child's age in months when the message states it ("2个月宝宝", "出生10天", "1岁3个多月",
-    "七十几天", "双满月"); "不到3个月" counts as just under three months."""
-    t = clean(text)
-    if "新生儿" in t or ("刚出生" in t and "天" not in t):
-        return 0.5
-    best: tuple[int, float] | None = None
-    for pattern, kind in _AGE_PATTERNS:
-        m = pattern.search(t)
-        if m is None or (best is not None and best[0] <= m.start()):
-            continue
-        if kind == "years_months":
-            months = _years_months(m)
-        else:
-            factor = _FACTOR[kind]
-            months = float(m.group(1)) * factor
-            if kind == "years" and t[m.end():m.end() + 1] == "半":
-                months += 6
-            if t[m.end():m.end() + 4].lstrip(" 的").startswith(_UNDER) or t[max(0, m.start() - 2):m.start()] in _UNDER:
-                months -= 0.5 * max(factor, 1 / 30.4 * 7)
-        if 0 <= months <= 216:
-            best = (m.start(), months)
-    for word, months in _NAMED_AGES:
-        i = t.find(word)
-        if i >= 0 and (best is None or i < best[0]):
-            under = t[max(0, i - 2):i] in _UNDER or t[i + len(word):i + len(word) + 2] in _UNDER
-            best = (i, months - 0.3 if under else months)
-    return best[1] if best else None
-
-
 def _words_re(words: tuple[str, ...]) -> re.Pattern[str] | None:
     ws = sorted({clean(w) for w in words if w}, key=len, reverse=True)
     return re.compile("|".join(map(re.escape, ws))) if ws else None
@@ -153,6 +110,8 @@ class _Reading:
     corrected: str
     typos: tuple[SoundAlike, ...]
     clauses: tuple[tuple[int, int], ...]
+    # Per clause: True when the story is in the past there ("去年冬天…" until "现在…"/"今天…").
+    in_past: tuple[bool, ...]
 
 
 class Triage:
@@ -190,6 +149,10 @@ class Triage:
         self._present = _words_re(rules.present_markers)
         self._general_suffixes = tuple(self._fold(clean(w)) for w in rules.general_suffixes)
         self._past_suffixes = tuple(self._fold(clean(w)) for w in rules.past_suffixes)
+        self._treated = _words_re(tuple(self._fold(clean(w)) for w in rules.treated_markers))
+        self._contrast = tuple(self._fold(clean(w)) for w in rules.contrast_words)
+        harmless = sorted({self._fold(clean(w)) for w in rules.harmless_phrases}, key=len, reverse=True)
+        self._harmless = re.compile("|".join(map(re.escape, harmless))) if harmless else None
         self._recovered = _words_re(tuple(self._fold(clean(w)) for w in rules.recovered_markers))
         self._hearsay = _words_re(tuple(self._fold(clean(w)) for w in rules.hearsay_markers))
         self._others = frozenset(self._fold(clean(w)) for w in rules.other_subjects)
@@ -215,6 +178,9 @@ class Triage:
 
     def read(self, text: str) -> _Reading:
         folded = self._fold(clean(text))
+        if self._harmless is not None:
+            # "吐口水", "抽血", "抽屉" are never symptoms: blank them, keeping every position.
+            folded = self._harmless.sub(lambda m: "＿" * len(m.group()), folded)
         typos = tuple(self._typos(folded))
         corrected = folded
         if typos:
@@ -230,7 +196,18 @@ class Triage:
             pos = m.end()
         if pos < len(folded):
             spans.append((pos, len(folded)))
-        return _Reading(folded, corrected, typos, tuple(spans))
+        # A time said once holds for the clauses after it until another is said: "去年冬天 喘得很厉害
+        # 胸口都凹进去了 住了五天院" is all last winter.
+        in_past: list[bool] = []
+        past = False
+        for a, b in spans:
+            clause = corrected[a:b]
+            if self._present and self._present.search(clause):
+                past = False
+            elif self._past and self._past.search(clause):
+                past = True
+            in_past.append(past)
+        return _Reading(folded, corrected, typos, tuple(spans), tuple(in_past))
 
     def _typos(self, text: str) -> list[SoundAlike]:
         """Sound-alike windows that line up with word boundaries: "就是睡得很晚" is 就是 + 睡, so its
@@ -264,9 +241,10 @@ class Triage:
                 continue
             if any(w in reading.corrected for w in s.unless_words):
                 continue
-            found = self._found(s.any_of, reading) if s.any_of else False
+            lasting = sign.even_if_well
+            found = self._found(s.any_of, reading, lasting=lasting) if s.any_of else False
             if not found and s.parts:
-                found = all(self._found(p.patterns, reading, earlier=p.earlier) for p in s.parts)
+                found = all(self._found(p.patterns, reading, earlier=p.earlier, lasting=lasting) for p in s.parts)
             if found:
                 findings[sign.id] = Finding(sign.id, sign.tier, sign.label, sign.article, sign.first_aid)
             elif not suppressed and any(p.search(reading.corrected) for p in s.any_of):
@@ -282,9 +260,14 @@ class Triage:
         mentions = suppressed or bool(self._symptoms and self._symptoms.search(reading.corrected))
         return TriageResult(tuple(ordered), age, mentions or bool(ordered))
 
-    def _found(self, patterns: tuple[re.Pattern[str], ...], r: _Reading, earlier: bool = False) -> bool:
+    def _found(self, patterns: tuple[re.Pattern[str], ...], r: _Reading, earlier: bool = False,
+               lasting: bool = False) -> bool:
         texts = (r.text, r.corrected) if r.typos else (r.text,)
+        negated_before = False
         for ci, (start, end) in enumerate(r.clauses):
+            # "不是抽筋 是打嗝 肚子一抽一抽的": what follows a denied sign explains it away.
+            explained = negated_before and r.corrected.startswith(self._contrast, start)
+            negated_before = False
             for text in texts:
                 clause = text[start:end]
                 for p in patterns:
@@ -292,33 +275,39 @@ class Triage:
                         fits = text is r.text or self._typo_fits(r, start, start + m.start(), start + m.end(), end)
                         if not fits:
                             continue
-                        if self._counts(r, ci, m, earlier):
+                        if self._negated(clause, m.start()):
+                            negated_before = True
+                            continue
+                        if not explained and self._counts(r, ci, m, earlier, lasting):
                             return True
         return False
 
-    def _counts(self, r: _Reading, ci: int, m: re.Match[str], earlier: bool) -> bool:
-        """Whether a match in clause `ci` speaks of the child, now."""
+    def _counts(self, r: _Reading, ci: int, m: re.Match[str], earlier: bool, lasting: bool = False) -> bool:
+        """Whether a match (not negated) in clause `ci` speaks of the child, now."""
         start, end = r.clauses[ci]
         clause = r.corrected[start:end]
-        if self._negated(clause, m.start()) or clause.startswith(self._history, m.end()):
+        if clause.startswith(self._history, m.end()):
             return False
         if self._someone_else(r, ci, start + m.start()):
             return False  # "外婆嘴唇发紫", "家里的狗抽搐了": not the child
         present = bool(self._present and self._present.search(clause))
         if not earlier and not present:
-            if self._past and self._past.search(clause[:m.start()]):
+            if r.in_past[ci] or (self._past and self._past.search(clause[:m.start()])):
                 return False
-            if clause.startswith(self._past_suffixes, m.end()):
-                return False  # "嘴唇发紫过一次"
-            if self._recovered and self._recovered.search(r.corrected, start + m.end()):
-                return False  # "…抽了一次 医院查了没事 现在好好的"
+            if clause.startswith(self._past_suffixes, m.end()) or _EXPERIENCED.match(clause, m.end()):
+                return False  # "嘴唇发紫过一次", "高热惊厥抽过"
+            if self._treated and self._treated.search(r.corrected, start + m.end()):
+                return False  # "…吞了磁铁 后来去医院做了胃镜取出来了"
+            if not lasting and self._recovered and self._recovered.search(r.corrected, start + m.end()):
+                return False  # "…抽了一次 现在好好的"
         if present:
             return True
         if self._hearsay and self._hearsay.search(r.corrected):
             return False  # "看抖音说宝宝打完疫苗抽搐了"
         if self._hypothetical and self._hypothetical.search(clause[:m.start()]):
             return False
-        return not clause.startswith(self._general_suffixes, m.end())
+        rest = _COMPLETION.sub("", clause[m.end():], count=1)
+        return not rest.startswith(self._general_suffixes)
 
     def _someone_else(self, r: _Reading, ci: int, pos: int) -> bool:
         """The nearest person named before `pos` (in this clause or the one before) is an adult or a
@@ -362,7 +351,7 @@ class Triage:
         rule = next((x for x in self.rules.fever_rules if age < x.under_months), None)
         if rule is None:
             return False
-        temps = [t for t in (float(m.group(1) or m.group(2)) for m in _TEMPERATURE.finditer(r.text))
+        temps = [t for t in (float(next(g for g in m.groups() if g)) for m in _TEMPERATURE.finditer(r.text))
                  if 34 <= t <= 43]
         if any(t >= rule.at_or_above or (rule.below is not None and t < rule.below) for t in temps):
             return True
