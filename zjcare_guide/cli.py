@@ -262,9 +262,11 @@ def content_eval(golden: str | None, verbose: bool, content: str | None) -> None
     click.echo(f"in-scope correct within the offered choices: {f['within_choices']:.1%} "
                f"({report.within_choices}/{report.in_scope}; target ≥ 95%)")
     click.echo(f"danger-sign messages escalated: {f['urgent_escalated']:.1%} "
-               f"({report.escalated}/{report.urgent}; target ≥ 95%)")
+               f"({report.escalated}/{report.urgent}, {report.by_model} by the learned model only; target ≥ 97%)")
+    click.echo(f"danger-sign messages escalated at the right tier: {f['urgent_tier_right']:.1%} "
+               f"({report.tier_right}/{report.urgent}; target ≥ 90%)")
     click.echo(f"non-urgent danger words escalated anyway: {f['not_urgent_false_alarms']:.1%} "
-               f"({report.false_alarms}/{report.not_urgent})")
+               f"({report.false_alarms}/{report.not_urgent}; target ≤ 10%)")
     click.echo(f"out-of-scope answered with an article: {f['out_of_scope_answered']:.1%} "
                f"({report.out_answered}/{report.out_of_scope}; target ≤ 10%)")
     if verbose:

@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import rjieba
 import yaml
 
 from .danger import DangerRules, load_danger_rules
+from .danger_model import DangerModel, load_danger_model
 from .model import TOPICS, Article, Problem, Topic
-from .text import Normaliser
+from .text import Normaliser, clean
 from .yamlfile import LOADER, item_lines, line_of, load_yaml, str_list
 
 ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -56,10 +58,23 @@ class Library:
     scope: Scope
     danger: DangerRules
     templates_dir: Path
+    # Triage's learned second opinion (content/danger_model.json); None: rules only.
+    danger_model: DangerModel | None = None
     normaliser: Normaliser = field(init=False)
 
     def __post_init__(self) -> None:
         self.normaliser = Normaliser(self.synonyms, self.fillers)
+
+    def vocabulary(self) -> frozenset[str]:
+        """The Chinese words (two characters or more) the library uses: its synonyms and the words of
+        its articles' titles, questions and keywords."""
+        words: set[str] = set()
+        for canonical, variants in self.synonyms.items():
+            words.update(clean(w) for w in (canonical, *variants))
+        for a in self.articles.values():
+            for text in (a.title, *a.questions, *a.keywords):
+                words.update(rjieba.cut(clean(text), False))
+        return frozenset(w for w in words if len(w) >= 2 and all("\u4e00" <= c <= "\u9fff" for c in w))
 
     def topic(self, topic_id: str) -> Topic | None:
         return next((t for t in self.topics if t.id == topic_id), None)
@@ -307,9 +322,11 @@ def check_content(root: Path, today: dt.date) -> tuple[Library | None, list[Prob
     normaliser = Normaliser(synonyms, fillers)
     _cross_checks(articles, normaliser, problems)
     danger = load_danger_rules(root / "danger_signs.yaml", {a.id for a in articles}, problems)
+    sign_ids = {s.id for s in danger.signs} | {danger.fever.id, danger.breathing.id}
+    danger_model = load_danger_model(root / "danger_model.json", sign_ids, problems)
     library = Library(
         root=root, articles={a.id: a for a in articles}, topics=topics, synonyms=synonyms,
-        fillers=fillers, scope=scope, danger=danger, templates_dir=root / "templates",
+        fillers=fillers, scope=scope, danger=danger, templates_dir=root / "templates", danger_model=danger_model,
     )
     from .render import check_templates  # late: render imports Library for typing only
 

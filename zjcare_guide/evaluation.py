@@ -26,6 +26,9 @@ class GoldenReport:
     within_choices: int = 0
     urgent: int = 0
     escalated: int = 0
+    tier_right: int = 0
+    # Escalations that only the learned model made (the rules found nothing).
+    by_model: int = 0
     not_urgent: int = 0
     false_alarms: int = 0
     out_of_scope: int = 0
@@ -41,6 +44,7 @@ class GoldenReport:
             "answered_correct": self.share(self.answered_correct, self.in_scope),
             "within_choices": self.share(self.within_choices, self.in_scope),
             "urgent_escalated": self.share(self.escalated, self.urgent),
+            "urgent_tier_right": self.share(self.tier_right, self.urgent),
             "not_urgent_false_alarms": self.share(self.false_alarms, self.not_urgent),
             "out_of_scope_answered": self.share(self.out_answered, self.out_of_scope),
         }
@@ -49,7 +53,7 @@ class GoldenReport:
 def _describe(o: Outcome) -> str:
     ids = ",".join(c.article.id for c in o.candidates[:3])
     if o.kind == "urgent" and o.triage is not None:
-        ids = ",".join(f.sign_id for f in o.triage.findings)
+        ids = ",".join(f.sign_id + ("*" if f.by_model else "") for f in o.triage.findings)
     return f"{o.kind}[{ids}]"
 
 
@@ -75,8 +79,10 @@ def evaluate(guide: Guide, golden: dict[str, list[dict[str, Any]]]) -> GoldenRep
     for case in golden["urgent"]:
         o = guide.decide(str(case["q"]), case.get("age_months"))
         r.urgent += 1
-        if o.kind == "urgent":
+        if o.kind == "urgent" and o.triage is not None:
             r.escalated += 1
+            r.tier_right += o.triage.tier == case.get("tier", o.triage.tier)
+            r.by_model += any(f.by_model for f in o.triage.findings)
         else:
             r.misses.append(Miss("urgent", str(case["q"]), f"tier {case.get('tier')}", _describe(o)))
     for case in golden["not_urgent"]:

@@ -33,7 +33,7 @@ class Outcome:
 class Guide:
     def __init__(self, library: Library) -> None:
         self.library = library
-        self.triage = Triage(library.danger)
+        self.triage = Triage(library.danger, library.danger_model, library.vocabulary())
         self.matcher = Matcher(library.articles.values(), library.normaliser)
         self.renderer = Renderer(library.templates_dir)
         scope = library.scope

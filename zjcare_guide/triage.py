@@ -14,6 +14,7 @@ spaces or clauses lie between its parts, each part keeping its own negation.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import rjieba
 
 from .ages import age_in_message
 from .danger import DangerRules, DangerSign, MeasuredSign
+from .danger_model import DangerModel, tokens
 from .homophones import HomophoneIndex, SoundAlike
 from .text import clean
 
@@ -62,6 +64,8 @@ class Finding:
     label: str
     article: str | None
     first_aid: str | None = None
+    # Found by the learned model where the rules found nothing (for evaluation and the logs).
+    by_model: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,22 @@ class TriageResult:
     @property
     def tier(self) -> int | None:
         return min((f.tier for f in self.findings), default=None)
+
+
+def temperature_spans(text: str) -> list[tuple[float, int, int]]:
+    """Body temperatures (°C, 34–43) stated in a cleaned message ("38.5度", "体温37.6", "fever 38.2"),
+    each with where it stands."""
+    out = []
+    for m in _TEMPERATURE.finditer(text):
+        t = float(next(g for g in m.groups() if g))
+        if 34 <= t <= 43:
+            out.append((t, m.start(), m.end()))
+    return out
+
+
+def temperatures(text: str) -> list[float]:
+    """The temperatures of `temperature_spans`, without their places."""
+    return [t for t, _, _ in temperature_spans(text)]
 
 
 def _words_re(words: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -115,8 +135,18 @@ class _Reading:
 
 
 class Triage:
-    def __init__(self, rules: DangerRules) -> None:
+    def __init__(self, rules: DangerRules, model: DangerModel | None = None,
+                 vocabulary: frozenset[str] = frozenset()) -> None:
+        """`vocabulary`: words the library uses (食物, 托育, 要紧…); a sound-alike window that is one of
+        them, or cuts through one, is a real word and no typo."""
         self.rules = rules
+        self.model = model
+        self._vocabulary = vocabulary
+        self._by_id: dict[str, DangerSign | MeasuredSign] = {s.id: s for s in rules.signs}
+        self._by_id.update({rules.fever.id: rules.fever, rules.breathing.id: rules.breathing})
+        self._age_limit = {s.id: s.max_age_months for s in rules.signs if s.max_age_months is not None}
+        if rules.fever_rules:
+            self._age_limit[rules.fever.id] = max(x.under_months for x in rules.fever_rules)
         spellings = {clean(k): clean(v) for k, v in rules.spellings.items() if clean(k)}
         self._spellings = spellings
         self._spelling_re = (re.compile("|".join(map(re.escape, sorted(spellings, key=len, reverse=True))))
@@ -131,6 +161,8 @@ class Triage:
                   tuple(self._fold(clean(w)) for w in s.unless_words))
             for s in rules.signs
         ]
+        self._all_patterns = tuple(p for s in self._signs for p in (*s.any_of, *(q for part in s.parts
+                                                                              for q in part.patterns)))
         self._sound_alikes = HomophoneIndex(self._fold(clean(w)) for w in rules.sound_alike_words)
         long_neg = [re.escape(self._fold(clean(n))) for n in rules.negations if len(n) > 1]
         short_neg = [re.escape(self._fold(clean(n))) for n in rules.negations if len(n) == 1]
@@ -201,7 +233,7 @@ class Triage:
         in_past: list[bool] = []
         past = False
         for a, b in spans:
-            clause = corrected[a:b]
+            clause = folded[a:b]
             if self._present and self._present.search(clause):
                 past = False
             elif self._past and self._past.search(clause):
@@ -220,7 +252,18 @@ class Triage:
         for word in rjieba.cut(text, False):  # dictionary words only: no guessed words for typos
             pos += len(word)
             bounds.add(pos)
-        return [t for t in found if t.start in bounds and t.end in bounds]
+        return [t for t in found if t.start in bounds and t.end in bounds and not self._real_word(text, t)]
+
+    def _real_word(self, text: str, t: SoundAlike) -> bool:
+        """The window is a word of the library's, or cuts through one ("托育点" is 托育 + 点, not 瘀点)."""
+        if text[t.start:t.end] in self._vocabulary:
+            return True
+        for edge in (t.start, t.end):
+            for i in range(max(0, edge - 3), edge):
+                for j in range(edge + 1, min(len(text), edge + 3) + 1):
+                    if text[i:j] in self._vocabulary:
+                        return True
+        return False
 
     # ------------------------------------------------------------ assessment
 
@@ -249,13 +292,24 @@ class Triage:
                 findings[sign.id] = Finding(sign.id, sign.tier, sign.label, sign.article, sign.first_aid)
             elif not suppressed and any(p.search(reading.corrected) for p in s.any_of):
                 suppressed = True  # mentioned, but negated, past or asked about in general
-        rate_fast = self._breathing(reading.text, age)
+        rate_fast = self._breathing(reading, age)
         if rate_fast is False:
             # A counted rate below the age's limit outweighs "呼吸有点快": the number is the measure.
             findings.pop(self.rules.breathing_word_sign, None)
         for measured, hit in ((self.rules.fever, self._fever(reading, age)), (self.rules.breathing, rate_fast)):
             if hit:
                 findings.setdefault(measured.id, _finding(measured))
+        if not findings and self.model is not None:
+            # A counted rate or a measured temperature under the age's limit is the measure: the model
+            # must not call it fast breathing or a young infant's fever anyway.
+            vetoed = set()
+            if rate_fast is False:
+                vetoed |= {self.rules.breathing.id, self.rules.breathing_word_sign}
+            if temperature_spans(reading.text):
+                vetoed.add(self.rules.fever.id)
+            finding = self._second_opinion(reading, age, vetoed)
+            if finding is not None:
+                findings[finding.sign_id] = finding
         ordered = sorted(findings.values(), key=lambda f: f.tier)
         mentions = suppressed or bool(self._symptoms and self._symptoms.search(reading.corrected))
         return TriageResult(tuple(ordered), age, mentions or bool(ordered))
@@ -275,39 +329,87 @@ class Triage:
                         fits = text is r.text or self._typo_fits(r, start, start + m.start(), start + m.end(), end)
                         if not fits:
                             continue
-                        if self._negated(clause, m.start()):
+                        if self._negated(r.text[start:end], m.start()):
                             negated_before = True
                             continue
-                        if not explained and self._counts(r, ci, m, earlier, lasting):
+                        if not explained and self._counts(r, ci, m.start(), m.end(), earlier, lasting):
                             return True
         return False
 
-    def _counts(self, r: _Reading, ci: int, m: re.Match[str], earlier: bool, lasting: bool = False) -> bool:
-        """Whether a match (not negated) in clause `ci` speaks of the child, now."""
+    def model_text(self, r: _Reading) -> str:
+        """What the learned model reads: the corrected text with what the rules know is not happening
+        now blanked out — a denied sign with its negation ("嘴唇也没发紫") and clauses told in the past.
+        An n-gram model cannot see that "没发紫" denies 发紫; the rules can."""
+        chars = list(r.corrected)
+        for ci, (a, b) in enumerate(r.clauses):
+            if r.in_past[ci]:
+                chars[a:b] = "＿" * (b - a)
+                continue
+            clause = r.corrected[a:b]
+            for p in self._all_patterns:
+                for m in p.finditer(clause):
+                    if self._negated(r.text[a:b], m.start()):
+                        lo = a + max(0, m.start() - 3)
+                        chars[lo:a + m.end()] = "＿" * (a + m.end() - lo)
+        return "".join(chars)
+
+    def _second_opinion(self, r: _Reading, age: float | None, vetoed: set[str]) -> Finding | None:
+        """The learned model's finding where the rules found none (danger_model.py), unless the sign it
+        names is `vetoed`, is for younger children, or the message is about someone else."""
+        assert self.model is not None
+        if self._subjects is not None:
+            named = [m.group() for m in self._subjects.finditer(r.text)]
+            if named and all(n in self._others for n in named):
+                return None  # "家里的仓鼠掉进水盆了": no child in the message
+        vec = self.model.vector(tokens(self.model_text(r), age, temperatures(r.text)))
+        if not self.model.urgent(vec):
+            return None
+        sign = self._by_id.get(self.model.sign(vec) or "")
+        if sign is None or sign.id in vetoed:
+            return None
+        if age is not None and age >= self._age_limit.get(sign.id, math.inf):
+            return None  # the sign it names is one of young infants, and this child is older
+        return Finding(sign.id, sign.tier, sign.label, sign.article, sign.first_aid, by_model=True)
+
+    def _counts(self, r: _Reading, ci: int, m_start: int, m_end: int, earlier: bool = False,
+                lasting: bool = False) -> bool:
+        """Whether a match (not negated) at clause[m_start:m_end] of clause `ci` speaks of the child, now."""
         start, end = r.clauses[ci]
-        clause = r.corrected[start:end]
-        if clause.startswith(self._history, m.end()):
+        # Markers are read in the text as written: a correction only ever replaces a symptom's word.
+        clause = r.text[start:end]
+        if clause.startswith(self._history, m_end):
             return False
-        if self._someone_else(r, ci, start + m.start()):
+        if self._someone_else(r, ci, start + m_start):
             return False  # "外婆嘴唇发紫", "家里的狗抽搐了": not the child
         present = bool(self._present and self._present.search(clause))
         if not earlier and not present:
-            if r.in_past[ci] or (self._past and self._past.search(clause[:m.start()])):
+            if r.in_past[ci] or (self._past and self._past.search(clause[:m_start])):
                 return False
-            if clause.startswith(self._past_suffixes, m.end()) or _EXPERIENCED.match(clause, m.end()):
+            if clause.startswith(self._past_suffixes, m_end) or _EXPERIENCED.match(clause, m_end):
                 return False  # "嘴唇发紫过一次", "高热惊厥抽过"
-            if self._treated and self._treated.search(r.corrected, start + m.end()):
+            if self._treated and self._treated.search(r.text, start + m_end):
                 return False  # "…吞了磁铁 后来去医院做了胃镜取出来了"
-            if not lasting and self._recovered and self._recovered.search(r.corrected, start + m.end()):
+            if not lasting and self._recovered and self._recovered.search(r.text, start + m_end):
                 return False  # "…抽了一次 现在好好的"
         if present:
             return True
-        if self._hearsay and self._hearsay.search(r.corrected):
+        if self._hearsay and self._hearsay.search(r.text):
             return False  # "看抖音说宝宝打完疫苗抽搐了"
-        if self._hypothetical and self._hypothetical.search(clause[:m.start()]):
+        if self._hypothetical and self._hypothetical.search(clause[:m_start]):
             return False
-        rest = _COMPLETION.sub("", clause[m.end():], count=1)
+        rest = _COMPLETION.sub("", clause[m_end:], count=1)
         return not rest.startswith(self._general_suffixes)
+
+    def _now_at(self, r: _Reading, start: int, end: int) -> bool:
+        """Whether a measurement at r.text[start:end] (a temperature, a breathing rate) is the child's,
+        now, and not negated: "她五十天的时候发烧到38度 …现在四个月了" is history."""
+        for ci, (a, b) in enumerate(r.clauses):
+            if a <= start < b:
+                clause = r.text[a:b]
+                if self._negated(clause, start - a):
+                    return False
+                return self._counts(r, ci, start - a, min(end, b) - a)
+        return False
 
     def _someone_else(self, r: _Reading, ci: int, pos: int) -> bool:
         """The nearest person named before `pos` (in this clause or the one before) is an adult or a
@@ -316,7 +418,7 @@ class Triage:
             return False
         first = r.clauses[max(0, ci - 1)][0]
         last: re.Match[str] | None = None
-        for m in self._subjects.finditer(r.corrected, first, pos):
+        for m in self._subjects.finditer(r.text, first, pos + 1):
             last = m
         return last is not None and last.group() in self._others
 
@@ -351,23 +453,24 @@ class Triage:
         rule = next((x for x in self.rules.fever_rules if age < x.under_months), None)
         if rule is None:
             return False
-        temps = [t for t in (float(next(g for g in m.groups() if g)) for m in _TEMPERATURE.finditer(r.text))
-                 if 34 <= t <= 43]
-        if any(t >= rule.at_or_above or (rule.below is not None and t < rule.below) for t in temps):
+        temps = [(t, a, b) for t, a, b in temperature_spans(r.text) if self._now_at(r, a, b)]
+        if any(t >= rule.at_or_above or (rule.below is not None and t < rule.below) for t, _, _ in temps):
             return True
         if temps:
             return False
         # "发烧" without a number: a parent who says fever means a temperature worth acting on.
         return self._fever_words is not None and self._found((self._fever_words,), r)
 
-    def _breathing(self, text: str, age: float | None) -> bool | None:
+    def _breathing(self, r: _Reading, age: float | None) -> bool | None:
         """True for a counted rate at or over the age's limit, False for counted rates all under it,
         None when the message counts nothing."""
         rules = self.rules.breathing_rules
         if not rules:
             return None
         counted = False
-        for m in _BREATHS.finditer(text):
+        for m in _BREATHS.finditer(r.text):
+            if not self._now_at(r, m.start(), m.end()):
+                continue
             rate = int(next(g for g in m.groups() if g))
             if "半分钟" in m.group():
                 rate *= 2
