@@ -127,6 +127,8 @@ class DangerRules:
     # The sign that words such as "呼吸很快" raise; a counted rate under the age's limit withdraws it.
     breathing_word_sign: str
     present_markers: tuple[str, ...]
+    recent_markers: tuple[str, ...]
+    not_the_child: tuple[str, ...]
     sound_alike_words: tuple[str, ...]
     sound_alike_before: tuple[str, ...]
     sound_alike_after: tuple[str, ...]
@@ -371,6 +373,8 @@ def load_danger_rules(path: Path, article_ids: set[str], problems: list[Problem]
         other_subjects=r.words(subjects, subjects_node, "others"),
         breathing_word_sign=str(breathing.get("word_sign", "")),
         present_markers=r.words(data, node, "present_markers"),
+        recent_markers=r.words(data, node, "recent_markers"),
+        not_the_child=r.words(data, node, "not_the_child"),
         sound_alike_words=r.words(sound_alike, snode, "words"),
         sound_alike_before=r.words(sound_alike, snode, "before"),
         sound_alike_after=r.words(sound_alike, snode, "after"),

@@ -46,6 +46,7 @@ _BREATHS = re.compile(
 )
 # "纽扣电池吞下去为啥这么危险": a completion word may stand between a sign and the question about it.
 _COMPLETION = re.compile(r"^(?:下去|进去|下来|起来|出来|以后|之后|后|下)")
+_PRONOUNS = frozenset({"他", "她", "he", "she"})
 # The experienced aspect right after a sign ("抽过", "噎住过一次") puts it in the past; 过来/过去/过气
 # are other words.
 _EXPERIENCED = re.compile(r"[^\s过]{0,2}过(?![来去气敏头度])")
@@ -155,6 +156,7 @@ class Triage:
         def compile_all(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
             return tuple(re.compile(self._fold(p.replace("\\S", _GAP), pattern=True)) for p in patterns)
 
+        self._unless_words = {s.id: tuple(self._fold(clean(w)) for w in s.unless_words) for s in rules.signs}
         self._signs = [
             _Sign(s, compile_all(s.patterns), tuple(_Part(compile_all(p.patterns), p.earlier) for p in s.parts),
                   tuple(self._fold(clean(w)) for w in s.with_words),
@@ -179,6 +181,8 @@ class Triage:
         self._past = _words_re(rules.past_markers)
         self._hypothetical = _words_re(rules.hypothetical_markers)
         self._present = _words_re(rules.present_markers)
+        self._recent = _words_re(tuple(rules.present_markers) + tuple(rules.recent_markers))
+        self._not_the_child = _words_re(tuple(self._fold(clean(w)) for w in rules.not_the_child))
         self._general_suffixes = tuple(self._fold(clean(w)) for w in rules.general_suffixes)
         self._past_suffixes = tuple(self._fold(clean(w)) for w in rules.past_suffixes)
         self._treated = _words_re(tuple(self._fold(clean(w)) for w in rules.treated_markers))
@@ -233,12 +237,14 @@ class Triage:
         in_past: list[bool] = []
         past = False
         for a, b in spans:
+            # A clause inherits the time of the clauses before it; its own past marker counts only
+            # for what follows the marker (checked where a sign is matched).
+            in_past.append(past)
             clause = folded[a:b]
-            if self._present and self._present.search(clause):
+            if self._recent and self._recent.search(clause):
                 past = False
             elif self._past and self._past.search(clause):
                 past = True
-            in_past.append(past)
         return _Reading(folded, corrected, typos, tuple(spans), tuple(in_past))
 
     def _typos(self, text: str) -> list[SoundAlike]:
@@ -274,6 +280,10 @@ class Triage:
         reading = self.read(text)
         findings: dict[str, Finding] = {}
         suppressed = False
+        if self._not_the_child and self._not_the_child.search(reading.text):
+            # "烫到了 不是宝宝 是我…": nothing here is the child's emergency.
+            mentions = bool(self._symptoms and self._symptoms.search(reading.corrected))
+            return TriageResult((), age, mentions)
         for s in self._signs:
             sign = s.sign
             if age is not None and sign.max_age_months is not None and age >= sign.max_age_months:
@@ -367,6 +377,8 @@ class Triage:
         sign = self._by_id.get(self.model.sign(vec) or "")
         if sign is None or sign.id in vetoed:
             return None
+        if isinstance(sign, DangerSign) and any(w in r.corrected for w in self._unless_words[sign.id]):
+            return None  # "吃了紫薯 嘴巴紫紫的": the sign's own exceptions hold for the model too
         if age is not None and age >= self._age_limit.get(sign.id, math.inf):
             return None  # the sign it names is one of young infants, and this child is older
         return Finding(sign.id, sign.tier, sign.label, sign.article, sign.first_aid, by_model=True)
@@ -389,7 +401,7 @@ class Triage:
                 return False  # "嘴唇发紫过一次", "高热惊厥抽过"
             if self._treated and self._treated.search(r.text, start + m_end):
                 return False  # "…吞了磁铁 后来去医院做了胃镜取出来了"
-            if not lasting and self._recovered and self._recovered.search(r.text, start + m_end):
+            if not lasting and self._recovered_after(r, start + m_end):
                 return False  # "…抽了一次 现在好好的"
         if present:
             return True
@@ -399,6 +411,16 @@ class Triage:
             return False
         rest = _COMPLETION.sub("", clause[m_end:], count=1)
         return not rest.startswith(self._general_suffixes)
+
+    def _recovered_after(self, r: _Reading, pos: int) -> bool:
+        """A recovery told after `pos` as a fact; "婆婆说捂一捂出身汗就好了" is an opinion."""
+        if self._recovered is None:
+            return False
+        for m in self._recovered.finditer(r.text, pos):
+            clause_start = max((a for a, _ in r.clauses if a <= m.start()), default=0)
+            if not re.search(r"说|讲|认为|觉得|以为|讲法", r.text[clause_start:m.start()]):
+                return True
+        return False
 
     def _now_at(self, r: _Reading, start: int, end: int) -> bool:
         """Whether a measurement at r.text[start:end] (a temperature, a breathing rate) is the child's,
@@ -413,14 +435,20 @@ class Triage:
 
     def _someone_else(self, r: _Reading, ci: int, pos: int) -> bool:
         """The nearest person named before `pos` (in this clause or the one before) is an adult or a
-        pet rather than the child."""
+        pet rather than the child. A pronoun (他, 她) stands for the last person named before it:
+        in "我老公喝多了 叫他也叫不醒" he is the husband."""
         if self._subjects is None:
             return False
         first = r.clauses[max(0, ci - 1)][0]
-        last: re.Match[str] | None = None
-        for m in self._subjects.finditer(r.text, first, pos + 1):
-            last = m
-        return last is not None and last.group() in self._others
+        named = [m.group() for m in self._subjects.finditer(r.text, 0, pos + 1)]
+        near = [m for m in self._subjects.finditer(r.text, first, pos + 1)]
+        if not near:
+            return False
+        last = near[-1].group()
+        if last in _PRONOUNS:
+            nouns = [n for n in named if n not in _PRONOUNS]
+            return bool(nouns) and nouns[-1] in self._others
+        return last in self._others
 
     def _typo_fits(self, r: _Reading, clause_start: int, start: int, end: int, clause_end: int) -> bool:
         """A match that needed a sound-alike correction counts only in a symptom's context: the
@@ -462,19 +490,17 @@ class Triage:
         return self._fever_words is not None and self._found((self._fever_words,), r)
 
     def _breathing(self, r: _Reading, age: float | None) -> bool | None:
-        """True for a counted rate at or over the age's limit, False for counted rates all under it,
-        None when the message counts nothing."""
+        """Whether the last breathing rate the message counts (per minute) is at or over the age's
+        limit; None when it counts none."""
         rules = self.rules.breathing_rules
         if not rules:
             return None
-        counted = False
-        for m in _BREATHS.finditer(r.text):
-            if not self._now_at(r, m.start(), m.end()):
-                continue
+        counts = [m for m in _BREATHS.finditer(r.text) if self._now_at(r, m.start(), m.end())]
+        # Parents count again after the child calms down: the last count is the one that stands.
+        for m in counts[-1:]:
             rate = int(next(g for g in m.groups() if g))
             if "半分钟" in m.group():
                 rate *= 2
-            counted = True
             if age is None:
                 # Unknown age: the lowest threshold, since a false alarm is the safer error.
                 limit = min(x.per_minute for x in rules)
@@ -483,9 +509,8 @@ class Triage:
                 if rule is None:
                     continue
                 limit = rule.per_minute
-            if rate >= limit:
-                return True
-        return False if counted else None
+            return rate >= limit
+        return None
 
 
 def _finding(m: MeasuredSign) -> Finding:
