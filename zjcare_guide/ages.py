@@ -72,7 +72,8 @@ def _under(t: str, start: int, end: int) -> bool:
 
 def ages_in(text: str) -> list[tuple[int, float]]:
     """Every age the message states, as (position in the cleaned text, months), in order."""
-    t = clean(text)
+    # "半个月大" is half a month; written as a number it reads like any other age.
+    t = clean(text).replace("半个月", "0.5个月")
     found: list[tuple[int, float]] = []
     taken: list[tuple[int, int]] = []
     for pattern, f1, f2 in _COMPOSITE:
@@ -109,7 +110,7 @@ def age_in_message(text: str) -> float | None:
     ages = ages_in(text)
     if not ages:
         return None
-    t = clean(text)
+    t = clean(text).replace("半个月", "0.5个月")
     corrected = max(t.find("矫正"), t.find("纠正"))
     if corrected >= 0:
         after = [a for a in ages if a[0] > corrected]

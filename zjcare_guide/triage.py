@@ -405,8 +405,13 @@ class Triage:
                 return False  # "…抽了一次 现在好好的"
         if present:
             return True
-        if self._hearsay and self._hearsay.search(r.text):
-            return False  # "看抖音说宝宝打完疫苗抽搐了"
+        if self._hearsay:
+            # "看抖音说宝宝打完疫苗抽搐了", "…叫不醒 和真正的叫不醒有什么区别": the clause or its
+            # neighbours tell a story or ask in general.
+            lo = r.clauses[max(0, ci - 1)][0]
+            hi = r.clauses[min(len(r.clauses) - 1, ci + 1)][1]
+            if self._hearsay.search(r.text, lo, hi):
+                return False
         if self._hypothetical and self._hypothetical.search(clause[:m_start]):
             return False
         rest = _COMPLETION.sub("", clause[m_end:], count=1)
@@ -446,8 +451,10 @@ class Triage:
             return False
         last = near[-1].group()
         if last in _PRONOUNS:
+            # A pronoun is the child whenever the message names a child at all ("哥哥喂了伊一块苹果"
+            # is the baby); in a message about adults only it is the last adult named.
             nouns = [n for n in named if n not in _PRONOUNS]
-            return bool(nouns) and nouns[-1] in self._others
+            return bool(nouns) and all(n in self._others for n in nouns)
         return last in self._others
 
     def _typo_fits(self, r: _Reading, clause_start: int, start: int, end: int, clause_end: int) -> bool:
