@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import sys
 from collections import Counter
@@ -30,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from zjcare_guide.content import DEFAULT_CONTENT_DIR, load_library  # noqa: E402
-from zjcare_guide.danger_model import FORMAT, tokens  # noqa: E402
+from zjcare_guide.danger_model import FORMAT, corpus_digest, tokens  # noqa: E402
 from zjcare_guide.triage import Triage, temperatures  # noqa: E402
 
 CORPUS = ROOT / "training" / "danger"
@@ -63,27 +62,26 @@ def sign_class(case: dict) -> str:  # type: ignore[type-arg]
     return f"{sign}/{case.get('tier')}" if f"{sign}/1" in SIGN_IDS else sign
 
 
+def corpus_files() -> list[Path]:
+    return [*sorted(CORPUS.glob("*.yaml")), QUESTIONS]
+
+
 def load_corpus() -> tuple[list[dict], str]:  # type: ignore[type-arg]
     """Every case with its file's name as `group`, and the corpus digest."""
-    digest = hashlib.sha256()
     cases = []
     for path in sorted(CORPUS.glob("*.yaml")):
-        raw = path.read_bytes()
-        digest.update(path.name.encode() + b"\0" + raw)
-        data = yaml.safe_load(raw)
+        data = yaml.safe_load(path.read_bytes())
         for label, key in ((1, "urgent"), (0, "not_urgent")):
             for case in data.get(key) or []:
                 cases.append({**case, "label": label, "group": path.stem})
-    raw = QUESTIONS.read_bytes()
-    digest.update(QUESTIONS.name.encode() + b"\0" + raw)
-    data = yaml.safe_load(raw)
+    data = yaml.safe_load(QUESTIONS.read_bytes())
     for label, key in ((1, "urgent"), (0, "not_urgent"), (0, "in_scope"), (0, "out_of_scope")):
         for case in data.get(key) or []:
             case = case if isinstance(case, dict) else {"q": case}
             cases.append({"q": case["q"], "age_months": case.get("age_months"), "tier": case.get("tier"),
                           "why": "look-alike" if key == "not_urgent" else "ordinary",
                           "label": label, "group": "questions"})
-    return cases, digest.hexdigest()
+    return cases, corpus_digest(corpus_files())
 
 
 def featurise(triage: Triage, cases: list[dict]) -> tuple[list[list[str]], np.ndarray]:  # type: ignore[type-arg]

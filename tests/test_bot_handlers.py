@@ -106,6 +106,34 @@ async def test_edited_message_is_answered_as_the_new_question(bot: Bot) -> None:
     assert "湿疹" in sent["text"]
 
 
+async def test_a_photo_caption_is_read_like_any_question(bot: Bot) -> None:
+    sent = await bot.send(message(None, photo=PHOTO, caption="看看这个疹子 按了不褪色 还在发烧"))
+    assert "🚨" in sent[0]["text"]
+    [sent] = await bot.send(message(None, document=DOCUMENT, caption="宝宝湿疹怎么护理"))
+    assert "湿疹" in sent["text"]
+
+
+async def test_a_long_message_is_triaged_whole(bot: Bot) -> None:
+    filler = "今天早上吃了半碗粥 下午去楼下晒太阳 " * 20
+    sent = await bot.send(message(filler + "刚才抽了 眼睛往上翻 " + filler))
+    assert "🚨" in sent[0]["text"]
+
+
+async def test_replies_stay_in_the_forum_topic(bot: Bot) -> None:
+    forum = {"id": -100777, "type": "supergroup", "title": "宝妈群", "is_forum": True}
+    raw = message(f"@{BOT_USER['username']} 宝宝抽搐了", chat_id=-100777)
+    raw["message"].update(chat=forum, message_thread_id=42, is_topic_message=True)
+    sent = await bot.send(raw)
+    assert sent and all(p.get("message_thread_id") == 42 for p in sent)
+    assert "🚨" in sent[0]["text"]
+
+
+@pytest.mark.parametrize("text", [f"/help@{BOT_USER['username']}", f"@{BOT_USER['username']} /help"])
+async def test_group_commands_for_this_bot_get_the_help(bot: Bot, text: str) -> None:
+    [sent] = await bot.send(message(text, chat_id=-100123))
+    assert "怎么使用" in sent["text"]
+
+
 async def test_unknown_command_gets_help(bot: Bot) -> None:
     [sent] = await bot.send(message("/foobar"))
     assert "怎么使用" in sent["text"]

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -90,3 +93,28 @@ def test_content_eval_reports_the_figures() -> None:
     for phrase in ("answered with a correct article", "within the offered choices", "escalated",
                    "out-of-scope answered"):
         assert phrase in out
+
+
+def _script() -> list[str]:
+    script = Path(sys.executable).parent / "zjcare-guide"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
+
+
+def test_an_argument_that_is_not_utf8_is_read_not_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "HOME": str(tmp_path)}
+    # GBK bytes, as an older Windows or Linux terminal in Zhuji sends them: 宝宝抽搐了.
+    gbk = "宝宝抽搐了".encode("gbk")
+    done = subprocess.run([*_script(), "ask", gbk, "--json"], capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert json.loads(done.stdout)["kind"] == "urgent"
+    broken = "宝宝".encode() + b"\xe5\xae" + "发烧了".encode()
+    done = subprocess.run([*_script(), "ask", broken], capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr
+
+
+def test_the_console_reads_lines_that_are_not_utf8(tmp_path: Path) -> None:
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "HOME": str(tmp_path), "ZJCARE_DB": str(tmp_path / "c.db")}
+    stdin = "宝宝抽搐了\n".encode("gbk") + b"\xff\xfe\n" + b"/quit\n"
+    done = subprocess.run([*_script(), "chat"], input=stdin, capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr
+    assert "120" in done.stdout.decode()

@@ -59,3 +59,12 @@ def test_blind_set_stays_above_its_first_run(guide: Guide) -> None:
     assert f["urgent_escalated"] >= 0.95
     assert f["not_urgent_false_alarms"] <= 0.10
     assert f["out_of_scope_answered"] <= 0.10
+
+
+def test_danger_blind_set_a_stays_above_the_target(guide: Guide) -> None:
+    """Set A was read after its first run (53 % escalated): now a guard against regressions."""
+    report = evaluate(guide, load_golden(GOLDEN / "danger_blind_a.yaml"))
+    f = report.figures()
+    assert f["urgent_escalated"] >= 0.97, [m for m in report.misses if m.group == "urgent"]
+    assert f["urgent_tier_right"] >= 0.90
+    assert f["not_urgent_false_alarms"] <= 0.10, [m for m in report.misses if m.group == "not_urgent"]

@@ -15,9 +15,11 @@ Inference is plain Python over a JSON file (`content/danger_model.json`) built b
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,15 @@ class DangerModel:
             sign_ids=dict(data["sign_ids"]),
             corpus_sha256=str(data.get("corpus_sha256", "")),
         )
+
+
+def corpus_digest(files: Iterable[Path]) -> str:
+    """SHA-256 over the training files (name and bytes, in the order given): the shipped model
+    records it, so a test notices a corpus changed without the model being rebuilt."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def load_danger_model(path: Path, sign_ids: set[str], problems: list[Problem]) -> DangerModel | None:

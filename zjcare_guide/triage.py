@@ -163,8 +163,8 @@ class Triage:
                   tuple(self._fold(clean(w)) for w in s.unless_words))
             for s in rules.signs
         ]
-        self._all_patterns = tuple(p for s in self._signs for p in (*s.any_of, *(q for part in s.parts
-                                                                              for q in part.patterns)))
+        self._all_patterns = tuple((s.sign.id, p) for s in self._signs
+                                   for p in (*s.any_of, *(q for part in s.parts for q in part.patterns)))
         self._sound_alikes = HomophoneIndex(self._fold(clean(w)) for w in rules.sound_alike_words)
         long_neg = [re.escape(self._fold(clean(n))) for n in rules.negations if len(n) > 1]
         short_neg = [re.escape(self._fold(clean(n))) for n in rules.negations if len(n) == 1]
@@ -317,6 +317,8 @@ class Triage:
                 vetoed |= {self.rules.breathing.id, self.rules.breathing_word_sign}
             if temperature_spans(reading.text):
                 vetoed.add(self.rules.fever.id)
+            # "跌下来撞到头 没吐 也不想睡": the parent denied what would make it this sign.
+            vetoed |= {sign_id for sign_id, _, _ in self._denials(reading)}
             finding = self._second_opinion(reading, age, vetoed)
             if finding is not None:
                 findings[finding.sign_id] = finding
@@ -346,6 +348,17 @@ class Triage:
                             return True
         return False
 
+    def _denials(self, r: _Reading) -> list[tuple[str, int, int]]:
+        """Where the message denies a sign ("没吐", "嘴唇也没发紫"): (sign id, start, end with the negation)."""
+        out = []
+        for a, b in r.clauses:
+            clause = r.corrected[a:b]
+            for sign_id, p in self._all_patterns:
+                for m in p.finditer(clause):
+                    if self._negated(r.text[a:b], m.start()):
+                        out.append((sign_id, a + max(0, m.start() - 3), a + m.end()))
+        return out
+
     def model_text(self, r: _Reading) -> str:
         """What the learned model reads: the corrected text with what the rules know is not happening
         now blanked out — a denied sign with its negation ("嘴唇也没发紫") and clauses told in the past.
@@ -354,13 +367,8 @@ class Triage:
         for ci, (a, b) in enumerate(r.clauses):
             if r.in_past[ci]:
                 chars[a:b] = "＿" * (b - a)
-                continue
-            clause = r.corrected[a:b]
-            for p in self._all_patterns:
-                for m in p.finditer(clause):
-                    if self._negated(r.text[a:b], m.start()):
-                        lo = a + max(0, m.start() - 3)
-                        chars[lo:a + m.end()] = "＿" * (a + m.end() - lo)
+        for _, lo, hi in self._denials(r):
+            chars[lo:hi] = "＿" * (hi - lo)
         return "".join(chars)
 
     def _second_opinion(self, r: _Reading, age: float | None, vetoed: set[str]) -> Finding | None:
