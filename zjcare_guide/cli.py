@@ -120,7 +120,8 @@ def main() -> None:
 def ask(question: str, age_months: int | None, as_json: bool, content: str | None) -> None:
     """Print exactly what a parent would be sent for QUESTION.
 
-    Example: zjcare-guide ask "8个月宝宝辅食怎么加" --age-months 8 --json
+    With --json: kind, articles, text, and for an escalation the danger signs found (sign, tier,
+    by_model). Example: zjcare-guide ask "8个月宝宝辅食怎么加" --age-months 8 --json
     """
     conv = Conversation(load_guide(content))
     outcome, replies = conv.ask(from_terminal(question), age_months)
@@ -132,6 +133,10 @@ def ask(question: str, age_months: int | None, as_json: bool, content: str | Non
             "articles": [{"id": r.id, "title": r.title, "topic": r.topic, "score": r.score} for r in refs],
             "text": "\n\n".join(to_plain(r.text) for r in replies),
         }
+        if outcome is not None and outcome.kind == "urgent" and outcome.triage is not None:
+            # Which danger signs, at which tier, and whether only the learned model saw them.
+            payload["findings"] = [{"sign": f.sign_id, "tier": f.tier, "by_model": f.by_model}
+                                   for f in outcome.triage.findings]
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
         print_replies(replies)

@@ -124,6 +124,8 @@ class DangerRules:
     negated_verbs: tuple[str, ...]
     child_subjects: tuple[str, ...]
     other_subjects: tuple[str, ...]
+    pronouns: tuple[str, ...]
+    opinion_markers: tuple[str, ...]
     # The sign that words such as "呼吸很快" raise; a counted rate under the age's limit withdraws it.
     breathing_word_sign: str
     present_markers: tuple[str, ...]
@@ -371,6 +373,8 @@ def load_danger_rules(path: Path, article_ids: set[str], problems: list[Problem]
         negated_verbs=r.words(data, node, "negated_verbs"),
         child_subjects=r.words(subjects, subjects_node, "child"),
         other_subjects=r.words(subjects, subjects_node, "others"),
+        pronouns=r.words(subjects, subjects_node, "pronouns"),
+        opinion_markers=r.words(data, node, "opinion_markers"),
         breathing_word_sign=str(breathing.get("word_sign", "")),
         present_markers=r.words(data, node, "present_markers"),
         recent_markers=r.words(data, node, "recent_markers"),

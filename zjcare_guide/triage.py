@@ -46,7 +46,6 @@ _BREATHS = re.compile(
 )
 # "纽扣电池吞下去为啥这么危险": a completion word may stand between a sign and the question about it.
 _COMPLETION = re.compile(r"^(?:下去|进去|下来|起来|出来|以后|之后|后|下)")
-_PRONOUNS = frozenset({"他", "她", "he", "she"})
 # The experienced aspect right after a sign ("抽过", "噎住过一次") puts it in the past; 过来/过去/过气
 # are other words.
 _EXPERIENCED = re.compile(r"[^\s过]{0,2}过(?![来去气敏头度])")
@@ -192,6 +191,8 @@ class Triage:
         self._recovered = _words_re(tuple(self._fold(clean(w)) for w in rules.recovered_markers))
         self._hearsay = _words_re(tuple(self._fold(clean(w)) for w in rules.hearsay_markers))
         self._others = frozenset(self._fold(clean(w)) for w in rules.other_subjects)
+        self._pronouns = frozenset(self._fold(clean(w)) for w in rules.pronouns)
+        self._opinion = _words_re(tuple(self._fold(clean(w)) for w in rules.opinion_markers))
         self._subjects = _words_re(tuple(self._others) + tuple(self._fold(clean(w)) for w in rules.child_subjects))
         self._history = tuple(clean(w) for w in rules.history_suffixes)
         self._typo_before = tuple(self._fold(clean(w)) for w in rules.sound_alike_before)
@@ -318,8 +319,9 @@ class Triage:
             if temperature_spans(reading.text):
                 vetoed.add(self.rules.fever.id)
             # "跌下来撞到头 没吐 也不想睡": the parent denied what would make it this sign.
-            vetoed |= {sign_id for sign_id, _, _ in self._denials(reading)}
-            finding = self._second_opinion(reading, age, vetoed)
+            denials = self._denials(reading)
+            vetoed |= {sign_id for sign_id, _, _ in denials}
+            finding = self._second_opinion(reading, age, vetoed, denials)
             if finding is not None:
                 findings[finding.sign_id] = finding
         ordered = sorted(findings.values(), key=lambda f: f.tier)
@@ -359,7 +361,7 @@ class Triage:
                         out.append((sign_id, a + max(0, m.start() - 3), a + m.end()))
         return out
 
-    def model_text(self, r: _Reading) -> str:
+    def model_text(self, r: _Reading, denials: list[tuple[str, int, int]] | None = None) -> str:
         """What the learned model reads: the corrected text with what the rules know is not happening
         now blanked out — a denied sign with its negation ("嘴唇也没发紫") and clauses told in the past.
         An n-gram model cannot see that "没发紫" denies 发紫; the rules can."""
@@ -367,11 +369,12 @@ class Triage:
         for ci, (a, b) in enumerate(r.clauses):
             if r.in_past[ci]:
                 chars[a:b] = "＿" * (b - a)
-        for _, lo, hi in self._denials(r):
+        for _, lo, hi in self._denials(r) if denials is None else denials:
             chars[lo:hi] = "＿" * (hi - lo)
         return "".join(chars)
 
-    def _second_opinion(self, r: _Reading, age: float | None, vetoed: set[str]) -> Finding | None:
+    def _second_opinion(self, r: _Reading, age: float | None, vetoed: set[str],
+                        denials: list[tuple[str, int, int]]) -> Finding | None:
         """The learned model's finding where the rules found none (danger_model.py), unless the sign it
         names is `vetoed`, is for younger children, or the message is about someone else."""
         assert self.model is not None
@@ -379,7 +382,7 @@ class Triage:
             named = [m.group() for m in self._subjects.finditer(r.text)]
             if named and all(n in self._others for n in named):
                 return None  # "家里的仓鼠掉进水盆了": no child in the message
-        vec = self.model.vector(tokens(self.model_text(r), age, temperatures(r.text)))
+        vec = self.model.vector(tokens(self.model_text(r, denials), age, temperatures(r.text)))
         if not self.model.urgent(vec):
             return None
         sign = self._by_id.get(self.model.sign(vec) or "")
@@ -431,7 +434,7 @@ class Triage:
             return False
         for m in self._recovered.finditer(r.text, pos):
             clause_start = max((a for a, _ in r.clauses if a <= m.start()), default=0)
-            if not re.search(r"说|讲|认为|觉得|以为|讲法", r.text[clause_start:m.start()]):
+            if not (self._opinion and self._opinion.search(r.text, clause_start, m.start())):
                 return True
         return False
 
@@ -458,10 +461,10 @@ class Triage:
         if not near:
             return False
         last = near[-1].group()
-        if last in _PRONOUNS:
+        if last in self._pronouns:
             # A pronoun is the child whenever the message names a child at all ("哥哥喂了伊一块苹果"
             # is the baby); in a message about adults only it is the last adult named.
-            nouns = [n for n in named if n not in _PRONOUNS]
+            nouns = [n for n in named if n not in self._pronouns]
             return bool(nouns) and all(n in self._others for n in nouns)
         return last in self._others
 
