@@ -177,6 +177,7 @@ class Triage:
             verbs = "".join(re.escape(self._fold(clean(v))) for v in rules.negated_verbs)
             alternatives.append("(?:" + "|".join(short_neg) + ")" + (f"[{verbs}]?" if verbs else "") + "$")
         self._negation = re.compile("|".join(alternatives)) if alternatives else None
+        self._negation_word = re.compile("|".join(sorted(long_neg + short_neg, key=len, reverse=True)) or "(?!)")
         self._past = _words_re(rules.past_markers)
         self._hypothetical = _words_re(rules.hypothetical_markers)
         self._present = _words_re(rules.present_markers)
@@ -354,6 +355,8 @@ class Triage:
         """Where the message denies a sign ("没吐", "嘴唇也没发紫"): (sign id, start, end with the negation)."""
         out = []
         for a, b in r.clauses:
+            if self._negation is None or not self._negation_word.search(r.text, a, b):
+                continue  # no negation word in the clause: nothing can be denied there
             clause = r.corrected[a:b]
             for sign_id, p in self._all_patterns:
                 for m in p.finditer(clause):
