@@ -8,6 +8,7 @@ from pathlib import Path
 
 from zjcare_guide.content import DEFAULT_CONTENT_DIR, check_content
 from zjcare_guide.danger_model import corpus_digest
+from zjcare_guide.evaluation import evaluate, load_golden
 from zjcare_guide.guide import Guide
 
 from .conftest import GOLDEN, TODAY
@@ -52,11 +53,10 @@ def test_without_a_model_triage_runs_on_its_rules(content_copy: Path) -> None:
     assert guide.triage.assess("宝宝抽搐了").urgent
 
 
-def test_the_model_adds_what_the_rules_miss_on_its_blind_set(guide: Guide) -> None:
-    from zjcare_guide.evaluation import evaluate, load_golden
-
-    report = evaluate(guide, load_golden(GOLDEN / "danger_blind_a.yaml"))
-    assert report.by_model >= 1  # escalations the rules alone would have missed
+def test_the_model_adds_what_the_rules_miss_on_the_blind_sets(guide: Guide) -> None:
+    for name in ("danger_blind_a.yaml", "danger_blind_b.yaml"):
+        report = evaluate(guide, load_golden(GOLDEN / name))
+        assert report.by_model >= 1, name  # escalations the rules alone would have missed
 
 
 def test_a_counted_rate_or_temperature_under_the_limit_is_not_overruled(guide: Guide) -> None:

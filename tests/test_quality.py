@@ -61,9 +61,11 @@ def test_blind_set_stays_above_its_first_run(guide: Guide) -> None:
     assert f["out_of_scope_answered"] <= 0.10
 
 
-def test_danger_blind_set_a_stays_above_the_target(guide: Guide) -> None:
-    """Set A was read after its first run (53 % escalated): now a guard against regressions."""
-    report = evaluate(guide, load_golden(GOLDEN / "danger_blind_a.yaml"))
+@pytest.mark.parametrize("name", ["danger_blind_a.yaml", "danger_blind_b.yaml"])
+def test_danger_blind_sets_stay_above_the_target(guide: Guide, name: str) -> None:
+    """Both sets were read after their first runs (A: 53 % escalated before this work; B: 97.5 %, the
+    figure that carries the target): now guards against regressions, not evidence."""
+    report = evaluate(guide, load_golden(GOLDEN / name))
     f = report.figures()
     assert f["urgent_escalated"] >= 0.97, [m for m in report.misses if m.group == "urgent"]
     assert f["urgent_tier_right"] >= 0.90

@@ -24,6 +24,7 @@ _DURATION_BEFORE = ("烧", "拉", "吐", "咳", "哭", "病", "持续", "连续"
 _AGE_AFTER = ("大", "龄", "的", "个小", "个毛", "宝", "娃", "孩", "小", "毛", "男", "女", "新生", " old", "-old", "old")
 _AGE_BEFORE = ("出生", "出生第", "出生后第", "生下来第", "生下来", "生了", "刚生", "今天", "今朝", "现在", "刚好",
                "刚满", "才", "刚", "满", "到今天", "到今朝", "实际", "矫正", "纠正", "已经", "快", "is ", "is about ")
+_THEN = ("的时候", "时候", "时", "那会", "那阵", "的那会", "大的时候", "那年")
 _DURATION_AFTER = ("前", "后", "以来", "以后", "左右没", "没", "都", "内", "里", "多次", "1次", " ago")
 
 _COMPOSITE = (
@@ -34,7 +35,7 @@ _COMPOSITE = (
 )
 _SINGLE = re.compile(
     r"(\d+(?:\.\d+)?)\s*" + _ABOUT + r"\s*"
-    r"(个\s*" + _ABOUT + r"\s*月|月龄|月大|周岁|岁|天|周|星期|礼拜"
+    r"(个\s*" + _ABOUT + r"\s*月|月龄|月大|周岁|岁|天|周|个?\s*星期|个?\s*礼拜"
     r"|weeks?|months?|days?|years?|yrs?|mos?(?![a-z]))"
 )
 _FACTOR = {"月": 1.0, "岁": 12.0, "天": 1 / DAYS_PER_MONTH, "周": 7 / DAYS_PER_MONTH, "星期": 7 / DAYS_PER_MONTH,
@@ -54,6 +55,8 @@ def _factor(unit: str) -> float:
 def _reads_as_age(t: str, start: int, end: int, unit: str) -> bool:
     """Whether a number of days or weeks (or months) at t[start:end] is the child's age."""
     before, after = t[max(0, start - 10):start], t[end:end + 4]
+    if after.startswith(_THEN):
+        return False  # "两个月的时候发烧住过院": the age something happened at, not the age now
     if before.endswith(_AGE_BEFORE) or any(before.endswith(s) for s in _SUBJECT) or _under(t, start, end):
         return True
     if after.startswith(_DURATION_AFTER) or before.endswith(_DURATION_BEFORE):

@@ -122,6 +122,7 @@ class DangerRules:
     contrast_words: tuple[str, ...]
     harmless_phrases: tuple[str, ...]
     negated_verbs: tuple[str, ...]
+    denial_replies: tuple[str, ...]
     child_subjects: tuple[str, ...]
     other_subjects: tuple[str, ...]
     pronouns: tuple[str, ...]
@@ -371,6 +372,7 @@ def load_danger_rules(path: Path, article_ids: set[str], problems: list[Problem]
         contrast_words=r.words(data, node, "contrast_words"),
         harmless_phrases=r.words(data, node, "harmless_phrases"),
         negated_verbs=r.words(data, node, "negated_verbs"),
+        denial_replies=r.words(data, node, "denial_replies"),
         child_subjects=r.words(subjects, subjects_node, "child"),
         other_subjects=r.words(subjects, subjects_node, "others"),
         pronouns=r.words(subjects, subjects_node, "pronouns"),

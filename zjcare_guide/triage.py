@@ -37,10 +37,11 @@ _TEMPERATURE = re.compile(
     # A number with a decimal in the body-temperature range is a temperature unless a unit says otherwise.
     r"|(?<![\d.])(3[4-9]\.\d|4[0-2]\.\d)(?!\d|\s*(?:斤|公斤|kg|cm|厘米|ml|毫升|克|g\b|%))"
 )
+_SECONDS = re.compile(r"(\d{1,2})\s*(?:秒|s\b|sec)")
 _BREATHS = re.compile(
     r"(?:呼吸|喘气|喘|气)[^，。,]{0,8}?(\d{2,3})\s*" + _ABOUT + r"\s*(?:次|下)"
     r"|(\d{2,3})\s*" + _ABOUT + r"\s*(?:次|下)[^\d，。,]{0,4}(?:呼吸|喘)"
-    r"|(?:半分钟|1分钟|每分钟|一分钟)\D{0,6}?(\d{2,3})(?!\d|度|\.\d)"
+    r"|(?:半分钟|1分钟|每分钟|一分钟|\d{1,2}秒钟?)\D{0,6}?(\d{1,3})(?!\d|度|\.\d|秒)"
     r"|breath\w*\D{0,12}?(\d{2,3}) ?(?:times|breaths|per|/|a min)"
     r"|(\d{2,3}) ?(?:times|breaths) (?:a|per) minute"
 )
@@ -90,9 +91,11 @@ def temperature_spans(text: str) -> list[tuple[float, int, int]]:
     each with where it stands."""
     out = []
     for m in _TEMPERATURE.finditer(text):
-        t = float(next(g for g in m.groups() if g))
+        group = next(i for i, g in enumerate(m.groups(), 1) if g)
+        t = float(m.group(group))
         if 34 <= t <= 43:
-            out.append((t, m.start(), m.end()))
+            # The number's own place: in "不是发烧 是体温低 35.1", 35.1 is not what 不是 denies.
+            out.append((t, m.start(group), m.end(group)))
     return out
 
 
@@ -177,6 +180,7 @@ class Triage:
             verbs = "".join(re.escape(self._fold(clean(v))) for v in rules.negated_verbs)
             alternatives.append("(?:" + "|".join(short_neg) + ")" + (f"[{verbs}]?" if verbs else "") + "$")
         self._negation = re.compile("|".join(alternatives)) if alternatives else None
+        self._denial_replies = frozenset(self._fold(clean(w)) for w in rules.denial_replies)
         self._negation_word = re.compile("|".join(sorted(long_neg + short_neg, key=len, reverse=True)) or "(?!)")
         self._past = _words_re(rules.past_markers)
         self._hypothetical = _words_re(rules.hypothetical_markers)
@@ -294,7 +298,7 @@ class Triage:
                 continue
             if s.with_words and not any(w in reading.corrected for w in s.with_words):
                 continue
-            if any(w in reading.corrected for w in s.unless_words):
+            if self._excepted(reading, s.unless_words):
                 continue
             lasting = sign.even_if_well
             found = self._found(s.any_of, reading, lasting=lasting) if s.any_of else False
@@ -344,12 +348,24 @@ class Triage:
                         fits = text is r.text or self._typo_fits(r, start, start + m.start(), start + m.end(), end)
                         if not fits:
                             continue
-                        if self._negated(r.text[start:end], m.start()):
+                        if self._negated(r.text[start:end], m.start()) or self._denied_after(r, ci):
                             negated_before = True
                             continue
                         if not explained and self._counts(r, ci, m.start(), m.end(), earlier, lasting):
                             return True
         return False
+
+    def _excepted(self, r: _Reading, words: tuple[str, ...]) -> bool:
+        """One of a sign's `unless` words is in the message, and not as a comparison: "像吃过桑葚一样"
+        says the lips look as if, not that the child ate mulberries."""
+        for w in words:
+            for m in re.finditer(re.escape(w), r.corrected):
+                if not re.search(r"像|好像|跟|如同|似的", r.text[max(0, m.start() - 4):m.start()]):
+                    return True
+        return False
+
+    def _present_in(self, clause: str) -> bool:
+        return bool(self._present and self._present.search(clause))
 
     def _denials(self, r: _Reading) -> list[tuple[str, int, int]]:
         """Where the message denies a sign ("没吐", "嘴唇也没发紫"): (sign id, start, end with the negation)."""
@@ -372,6 +388,8 @@ class Triage:
         for ci, (a, b) in enumerate(r.clauses):
             if r.in_past[ci]:
                 chars[a:b] = "＿" * (b - a)
+            elif self._past and (m := self._past.search(r.text, a, b)) and not self._present_in(r.text[a:b]):
+                chars[m.start():b] = "＿" * (b - m.start())  # "上回呛奶面孔都紫了"
         for _, lo, hi in self._denials(r) if denials is None else denials:
             chars[lo:hi] = "＿" * (hi - lo)
         return "".join(chars)
@@ -391,11 +409,18 @@ class Triage:
         sign = self._by_id.get(self.model.sign(vec) or "")
         if sign is None or sign.id in vetoed:
             return None
-        if isinstance(sign, DangerSign) and any(w in r.corrected for w in self._unless_words[sign.id]):
+        if isinstance(sign, DangerSign) and self._excepted(r, self._unless_words[sign.id]):
             return None  # "吃了紫薯 嘴巴紫紫的": the sign's own exceptions hold for the model too
         if age is not None and age >= self._age_limit.get(sign.id, math.inf):
             return None  # the sign it names is one of young infants, and this child is older
         return Finding(sign.id, sign.tier, sign.label, sign.article, sign.first_aid, by_model=True)
+
+    def _denied_after(self, r: _Reading, ci: int) -> bool:
+        """"伊面孔发青? 不是 是灯光照的": the next clause is a bare denial of this one."""
+        if ci + 1 >= len(r.clauses):
+            return False
+        a, b = r.clauses[ci + 1]
+        return r.text[a:b] in self._denial_replies
 
     def _counts(self, r: _Reading, ci: int, m_start: int, m_end: int, earlier: bool = False,
                 lasting: bool = False) -> bool:
@@ -459,8 +484,9 @@ class Triage:
         if self._subjects is None:
             return False
         first = r.clauses[max(0, ci - 1)][0]
-        named = [m.group() for m in self._subjects.finditer(r.text, 0, pos + 1)]
-        near = [m for m in self._subjects.finditer(r.text, first, pos + 1)]
+        # "爷爷的降糖药": a person followed by 的 owns something; they are not who it happens to.
+        named = [m.group() for m in self._subjects.finditer(r.text, 0, pos + 1) if r.text[m.end():m.end() + 1] != "的"]
+        near = [m for m in self._subjects.finditer(r.text, first, pos + 1) if r.text[m.end():m.end() + 1] != "的"]
         if not near:
             return False
         last = near[-1].group()
@@ -520,8 +546,11 @@ class Triage:
         # Parents count again after the child calms down: the last count is the one that stands.
         for m in counts[-1:]:
             rate = int(next(g for g in m.groups() if g))
+            seconds = _SECONDS.search(r.text, max(0, m.start() - 10), m.end())
             if "半分钟" in m.group():
                 rate *= 2
+            elif seconds and 5 <= int(seconds.group(1)) < 60:
+                rate = round(rate * 60 / int(seconds.group(1)))  # "15秒数了14下" is 56 a minute
             if age is None:
                 # Unknown age: the lowest threshold, since a false alarm is the safer error.
                 limit = min(x.per_minute for x in rules)
