@@ -127,6 +127,7 @@ class DangerRules:
     other_subjects: tuple[str, ...]
     pronouns: tuple[str, ...]
     opinion_markers: tuple[str, ...]
+    comparison_words: tuple[str, ...]
     # The sign that words such as "呼吸很快" raise; a counted rate under the age's limit withdraws it.
     breathing_word_sign: str
     present_markers: tuple[str, ...]
@@ -377,6 +378,7 @@ def load_danger_rules(path: Path, article_ids: set[str], problems: list[Problem]
         other_subjects=r.words(subjects, subjects_node, "others"),
         pronouns=r.words(subjects, subjects_node, "pronouns"),
         opinion_markers=r.words(data, node, "opinion_markers"),
+        comparison_words=r.words(data, node, "comparison_words"),
         breathing_word_sign=str(breathing.get("word_sign", "")),
         present_markers=r.words(data, node, "present_markers"),
         recent_markers=r.words(data, node, "recent_markers"),

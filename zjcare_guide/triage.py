@@ -105,7 +105,8 @@ def temperatures(text: str) -> list[float]:
 
 
 def _words_re(words: tuple[str, ...]) -> re.Pattern[str] | None:
-    ws = sorted({clean(w) for w in words if w}, key=len, reverse=True)
+    """One pattern for a list of words, the longest first (None for no words)."""
+    ws = sorted(set(words), key=len, reverse=True)
     return re.compile("|".join(map(re.escape, ws))) if ws else None
 
 
@@ -125,7 +126,7 @@ class _Sign:
 
 
 @dataclass(frozen=True)
-class _Reading:
+class Reading:
     """A message as triage reads it: cleaned and dialect-folded, with sound-alike typos replaced by
     the word they sound like (same length, so positions agree), and its clauses."""
 
@@ -158,18 +159,21 @@ class Triage:
         def compile_all(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
             return tuple(re.compile(self._fold(p.replace("\\S", _GAP), pattern=True)) for p in patterns)
 
-        self._unless_words = {s.id: tuple(self._fold(clean(w)) for w in s.unless_words) for s in rules.signs}
+        def fold_all(words: tuple[str, ...]) -> tuple[str, ...]:
+            """Words of the content read the way messages are: cleaned and dialect-folded."""
+            return tuple(self._fold(clean(w)) for w in words if w)
+
         self._signs = [
             _Sign(s, compile_all(s.patterns), tuple(_Part(compile_all(p.patterns), p.earlier) for p in s.parts),
-                  tuple(self._fold(clean(w)) for w in s.with_words),
-                  tuple(self._fold(clean(w)) for w in s.unless_words))
+                  fold_all(s.with_words), fold_all(s.unless_words))
             for s in rules.signs
         ]
+        self._sign_by_id = {s.sign.id: s for s in self._signs}
         self._all_patterns = tuple((s.sign.id, p) for s in self._signs
                                    for p in (*s.any_of, *(q for part in s.parts for q in part.patterns)))
-        self._sound_alikes = HomophoneIndex(self._fold(clean(w)) for w in rules.sound_alike_words)
-        long_neg = [re.escape(self._fold(clean(n))) for n in rules.negations if len(n) > 1]
-        short_neg = [re.escape(self._fold(clean(n))) for n in rules.negations if len(n) == 1]
+        self._sound_alikes = HomophoneIndex(fold_all(rules.sound_alike_words))
+        long_neg = [re.escape(n) for n in fold_all(rules.negations) if len(n) > 1]
+        short_neg = [re.escape(n) for n in fold_all(rules.negations) if len(n) == 1]
         # A two-character negation may stand one character off ("没有在抽"); a one-character one must
         # touch the sign, or "特别嗜睡" would read as negated by the 别 of 特别.
         alternatives = []
@@ -177,33 +181,34 @@ class Triage:
             alternatives.append("(?:" + "|".join(sorted(long_neg, key=len, reverse=True)) + ")\\S?$")
         if short_neg:
             # "没流脓", "没起泡": a one-character negation before the sign's verb.
-            verbs = "".join(re.escape(self._fold(clean(v))) for v in rules.negated_verbs)
+            verbs = "".join(map(re.escape, fold_all(rules.negated_verbs)))
             alternatives.append("(?:" + "|".join(short_neg) + ")" + (f"[{verbs}]?" if verbs else "") + "$")
         self._negation = re.compile("|".join(alternatives)) if alternatives else None
-        self._denial_replies = frozenset(self._fold(clean(w)) for w in rules.denial_replies)
         self._negation_word = re.compile("|".join(sorted(long_neg + short_neg, key=len, reverse=True)) or "(?!)")
-        self._past = _words_re(rules.past_markers)
-        self._hypothetical = _words_re(rules.hypothetical_markers)
-        self._present = _words_re(rules.present_markers)
-        self._recent = _words_re(tuple(rules.present_markers) + tuple(rules.recent_markers))
-        self._not_the_child = _words_re(tuple(self._fold(clean(w)) for w in rules.not_the_child))
-        self._general_suffixes = tuple(self._fold(clean(w)) for w in rules.general_suffixes)
-        self._past_suffixes = tuple(self._fold(clean(w)) for w in rules.past_suffixes)
-        self._treated = _words_re(tuple(self._fold(clean(w)) for w in rules.treated_markers))
-        self._contrast = tuple(self._fold(clean(w)) for w in rules.contrast_words)
-        harmless = sorted({self._fold(clean(w)) for w in rules.harmless_phrases}, key=len, reverse=True)
+        self._denial_replies = frozenset(fold_all(rules.denial_replies))
+        self._past = _words_re(fold_all(rules.past_markers))
+        self._hypothetical = _words_re(fold_all(rules.hypothetical_markers))
+        self._present = _words_re(fold_all(rules.present_markers))
+        self._recent = _words_re(fold_all(rules.present_markers + rules.recent_markers))
+        self._not_the_child = _words_re(fold_all(rules.not_the_child))
+        self._general_suffixes = fold_all(rules.general_suffixes)
+        self._past_suffixes = fold_all(rules.past_suffixes)
+        self._treated = _words_re(fold_all(rules.treated_markers))
+        self._contrast = fold_all(rules.contrast_words)
+        harmless = sorted(set(fold_all(rules.harmless_phrases)), key=len, reverse=True)
         self._harmless = re.compile("|".join(map(re.escape, harmless))) if harmless else None
-        self._recovered = _words_re(tuple(self._fold(clean(w)) for w in rules.recovered_markers))
-        self._hearsay = _words_re(tuple(self._fold(clean(w)) for w in rules.hearsay_markers))
-        self._others = frozenset(self._fold(clean(w)) for w in rules.other_subjects)
-        self._pronouns = frozenset(self._fold(clean(w)) for w in rules.pronouns)
-        self._opinion = _words_re(tuple(self._fold(clean(w)) for w in rules.opinion_markers))
-        self._subjects = _words_re(tuple(self._others) + tuple(self._fold(clean(w)) for w in rules.child_subjects))
-        self._history = tuple(clean(w) for w in rules.history_suffixes)
-        self._typo_before = tuple(self._fold(clean(w)) for w in rules.sound_alike_before)
-        self._typo_after = tuple(self._fold(clean(w)) for w in rules.sound_alike_after)
-        self._symptoms = _words_re(tuple(self._fold(clean(w)) for w in rules.symptom_words))
-        self._fever_words = _words_re(tuple(self._fold(clean(w)) for w in rules.fever_words))
+        self._recovered = _words_re(fold_all(rules.recovered_markers))
+        self._hearsay = _words_re(fold_all(rules.hearsay_markers))
+        self._others = frozenset(fold_all(rules.other_subjects))
+        self._pronouns = frozenset(fold_all(rules.pronouns))
+        self._opinion = _words_re(fold_all(rules.opinion_markers))
+        self._comparison = _words_re(fold_all(rules.comparison_words))
+        self._subjects = _words_re(tuple(self._others) + fold_all(rules.child_subjects))
+        self._history = fold_all(rules.history_suffixes)
+        self._typo_before = fold_all(rules.sound_alike_before)
+        self._typo_after = fold_all(rules.sound_alike_after)
+        self._symptoms = _words_re(fold_all(rules.symptom_words))
+        self._fever_words = _words_re(fold_all(rules.fever_words))
 
     # ------------------------------------------------------------ reading
 
@@ -218,7 +223,7 @@ class Triage:
             return text
         return self._spelling_re.sub(lambda m: self._spellings[m.group()], text)
 
-    def read(self, text: str) -> _Reading:
+    def read(self, text: str) -> Reading:
         folded = self._fold(clean(text))
         if self._harmless is not None:
             # "吐口水", "抽血", "抽屉" are never symptoms: blank them, keeping every position.
@@ -251,7 +256,7 @@ class Triage:
                 past = False
             elif self._past and self._past.search(clause):
                 past = True
-        return _Reading(folded, corrected, typos, tuple(spans), tuple(in_past))
+        return Reading(folded, corrected, typos, tuple(spans), tuple(in_past))
 
     def _typos(self, text: str) -> list[SoundAlike]:
         """Sound-alike windows that line up with word boundaries: "就是睡得很晚" is 就是 + 睡, so its
@@ -333,7 +338,7 @@ class Triage:
         mentions = suppressed or bool(self._symptoms and self._symptoms.search(reading.corrected))
         return TriageResult(tuple(ordered), age, mentions or bool(ordered))
 
-    def _found(self, patterns: tuple[re.Pattern[str], ...], r: _Reading, earlier: bool = False,
+    def _found(self, patterns: tuple[re.Pattern[str], ...], r: Reading, earlier: bool = False,
                lasting: bool = False) -> bool:
         texts = (r.text, r.corrected) if r.typos else (r.text,)
         negated_before = False
@@ -355,19 +360,19 @@ class Triage:
                             return True
         return False
 
-    def _excepted(self, r: _Reading, words: tuple[str, ...]) -> bool:
+    def _excepted(self, r: Reading, words: tuple[str, ...]) -> bool:
         """One of a sign's `unless` words is in the message, and not as a comparison: "像吃过桑葚一样"
         says the lips look as if, not that the child ate mulberries."""
         for w in words:
             for m in re.finditer(re.escape(w), r.corrected):
-                if not re.search(r"像|好像|跟|如同|似的", r.text[max(0, m.start() - 4):m.start()]):
+                if not (self._comparison and self._comparison.search(r.text, max(0, m.start() - 4), m.start())):
                     return True
         return False
 
     def _present_in(self, clause: str) -> bool:
         return bool(self._present and self._present.search(clause))
 
-    def _denials(self, r: _Reading) -> list[tuple[str, int, int]]:
+    def _denials(self, r: Reading) -> list[tuple[str, int, int]]:
         """Where the message denies a sign ("没吐", "嘴唇也没发紫"): (sign id, start, end with the negation)."""
         out = []
         for a, b in r.clauses:
@@ -380,7 +385,7 @@ class Triage:
                         out.append((sign_id, a + max(0, m.start() - 3), a + m.end()))
         return out
 
-    def model_text(self, r: _Reading, denials: list[tuple[str, int, int]] | None = None) -> str:
+    def model_text(self, r: Reading, denials: list[tuple[str, int, int]] | None = None) -> str:
         """What the learned model reads: the corrected text with what the rules know is not happening
         now blanked out — a denied sign with its negation ("嘴唇也没发紫") and clauses told in the past.
         An n-gram model cannot see that "没发紫" denies 发紫; the rules can."""
@@ -394,7 +399,7 @@ class Triage:
             chars[lo:hi] = "＿" * (hi - lo)
         return "".join(chars)
 
-    def _second_opinion(self, r: _Reading, age: float | None, vetoed: set[str],
+    def _second_opinion(self, r: Reading, age: float | None, vetoed: set[str],
                         denials: list[tuple[str, int, int]]) -> Finding | None:
         """The learned model's finding where the rules found none (danger_model.py), unless the sign it
         names is `vetoed`, is for younger children, or the message is about someone else."""
@@ -409,20 +414,20 @@ class Triage:
         sign = self._by_id.get(self.model.sign(vec) or "")
         if sign is None or sign.id in vetoed:
             return None
-        if isinstance(sign, DangerSign) and self._excepted(r, self._unless_words[sign.id]):
+        if sign.id in self._sign_by_id and self._excepted(r, self._sign_by_id[sign.id].unless_words):
             return None  # "吃了紫薯 嘴巴紫紫的": the sign's own exceptions hold for the model too
         if age is not None and age >= self._age_limit.get(sign.id, math.inf):
             return None  # the sign it names is one of young infants, and this child is older
         return Finding(sign.id, sign.tier, sign.label, sign.article, sign.first_aid, by_model=True)
 
-    def _denied_after(self, r: _Reading, ci: int) -> bool:
+    def _denied_after(self, r: Reading, ci: int) -> bool:
         """"伊面孔发青? 不是 是灯光照的": the next clause is a bare denial of this one."""
         if ci + 1 >= len(r.clauses):
             return False
         a, b = r.clauses[ci + 1]
         return r.text[a:b] in self._denial_replies
 
-    def _counts(self, r: _Reading, ci: int, m_start: int, m_end: int, earlier: bool = False,
+    def _counts(self, r: Reading, ci: int, m_start: int, m_end: int, earlier: bool = False,
                 lasting: bool = False) -> bool:
         """Whether a match (not negated) at clause[m_start:m_end] of clause `ci` speaks of the child, now."""
         start, end = r.clauses[ci]
@@ -456,7 +461,7 @@ class Triage:
         rest = _COMPLETION.sub("", clause[m_end:], count=1)
         return not rest.startswith(self._general_suffixes)
 
-    def _recovered_after(self, r: _Reading, pos: int) -> bool:
+    def _recovered_after(self, r: Reading, pos: int) -> bool:
         """A recovery told after `pos` as a fact; "婆婆说捂一捂出身汗就好了" is an opinion."""
         if self._recovered is None:
             return False
@@ -466,7 +471,7 @@ class Triage:
                 return True
         return False
 
-    def _now_at(self, r: _Reading, start: int, end: int) -> bool:
+    def _now_at(self, r: Reading, start: int, end: int) -> bool:
         """Whether a measurement at r.text[start:end] (a temperature, a breathing rate) is the child's,
         now, and not negated: "她五十天的时候发烧到38度 …现在四个月了" is history."""
         for ci, (a, b) in enumerate(r.clauses):
@@ -477,7 +482,7 @@ class Triage:
                 return self._counts(r, ci, start - a, min(end, b) - a)
         return False
 
-    def _someone_else(self, r: _Reading, ci: int, pos: int) -> bool:
+    def _someone_else(self, r: Reading, ci: int, pos: int) -> bool:
         """The nearest person named before `pos` (in this clause or the one before) is an adult or a
         pet rather than the child. A pronoun (他, 她) stands for the last person named before it:
         in "我老公喝多了 叫他也叫不醒" he is the husband."""
@@ -497,7 +502,7 @@ class Triage:
             return bool(nouns) and all(n in self._others for n in nouns)
         return last in self._others
 
-    def _typo_fits(self, r: _Reading, clause_start: int, start: int, end: int, clause_end: int) -> bool:
+    def _typo_fits(self, r: Reading, clause_start: int, start: int, end: int, clause_end: int) -> bool:
         """A match that needed a sound-alike correction counts only in a symptom's context: the
         pattern reads on beyond the corrected word ("咀唇发紫"), or the word stands as what is
         happening ("抽处了", "一直是睡"), so 抽出时间 or a shop called 嘴纯 do not fire. A window that
@@ -522,7 +527,7 @@ class Triage:
             return False  # "是不是抽搐了" asks whether it is happening: treat it as happening
         return bool(self._negation and self._negation.search(before))
 
-    def _fever(self, r: _Reading, age: float | None) -> bool:
+    def _fever(self, r: Reading, age: float | None) -> bool:
         if age is None:
             return False
         rule = next((x for x in self.rules.fever_rules if age < x.under_months), None)
@@ -536,7 +541,7 @@ class Triage:
         # "发烧" without a number: a parent who says fever means a temperature worth acting on.
         return self._fever_words is not None and self._found((self._fever_words,), r)
 
-    def _breathing(self, r: _Reading, age: float | None) -> bool | None:
+    def _breathing(self, r: Reading, age: float | None) -> bool | None:
         """Whether the last breathing rate the message counts (per minute) is at or over the age's
         limit; None when it counts none."""
         rules = self.rules.breathing_rules
