@@ -113,6 +113,13 @@ async def test_a_photo_caption_is_read_like_any_question(bot: Bot) -> None:
     assert "湿疹" in sent["text"]
 
 
+@pytest.mark.parametrize("text", ["宝宝抽\u200b搐\u00ad了\ufeff", "寶寶噎著了 臉都憋紅了 哭不出聲"],
+                         ids=["zero-width", "traditional"])
+async def test_invisible_characters_and_traditional_text_are_triaged(bot: Bot, text: str) -> None:
+    sent = await bot.send(message(text))
+    assert "🚨" in sent[0]["text"]
+
+
 async def test_a_long_message_is_triaged_whole(bot: Bot) -> None:
     filler = "今天早上吃了半碗粥 下午去楼下晒太阳 " * 20
     sent = await bot.send(message(filler + "刚才抽了 眼睛往上翻 " + filler))
