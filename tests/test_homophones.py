@@ -29,6 +29,11 @@ def test_the_word_itself_and_unrelated_sound_alikes_are_not_reported() -> None:
     assert INDEX.find("丑出") == []
 
 
+def test_a_character_without_a_reading_is_no_sound_and_no_error() -> None:
+    assert sounds("䶺") == frozenset()
+    assert INDEX.find("宝宝䶺䶺抽处了")[0].term == "抽搐"
+
+
 def test_zhejiang_merges_count_as_the_same_sound() -> None:
     assert sounds("生") & sounds("森")   # sheng / sen: sh→s, eng→en
     assert not sounds("a")

@@ -38,7 +38,9 @@ def sounds(ch: str) -> frozenset[str]:
     """Every folded toneless reading of one Chinese character (empty for anything else)."""
     if not _is_han(ch):
         return frozenset()
-    return frozenset(_fold(s) for s in pinyin(ch, style=Style.NORMAL, heteronym=True, errors="ignore")[0] if s)
+    readings = pinyin(ch, style=Style.NORMAL, heteronym=True, errors="ignore")
+    # A rare character pypinyin has no reading for (䶺) has no sound to compare.
+    return frozenset(_fold(s) for s in (readings[0] if readings else ()) if s)
 
 
 @dataclass(frozen=True)
