@@ -43,8 +43,6 @@ class DangerSign:
     first_aid: str | None = None
     max_age_months: float | None = None
     min_age_months: float | None = None
-    # Words of which one must appear somewhere in the message ("哭不出声" only counts with 卡/噎/呛…).
-    with_words: tuple[str, ...] = ()
     # Words that cancel the sign anywhere in the message ("叫他名字没反应" is about hearing).
     unless_words: tuple[str, ...] = ()
     # Still urgent when the child seems well again: a swallowed battery, poison, a burn, electric
@@ -271,7 +269,6 @@ class _Reader:
                                     f"sign '{sid}': under_months"),
             min_age_months=self.age(item.get("from_months"), child(node, "from_months"),
                                     f"sign '{sid}': from_months"),
-            with_words=tuple(str_list(item.get("with")) or ()),
             unless_words=tuple(str_list(item.get("unless")) or ()),
             even_if_well=bool(item.get("even_if_well", False)),
         )

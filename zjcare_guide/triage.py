@@ -121,7 +121,6 @@ class _Sign:
     sign: DangerSign
     any_of: tuple[re.Pattern[str], ...]
     parts: tuple[_Part, ...]
-    with_words: tuple[str, ...]
     unless_words: tuple[str, ...]
 
 
@@ -165,7 +164,7 @@ class Triage:
 
         self._signs = [
             _Sign(s, compile_all(s.patterns), tuple(_Part(compile_all(p.patterns), p.earlier) for p in s.parts),
-                  fold_all(s.with_words), fold_all(s.unless_words))
+                  fold_all(s.unless_words))
             for s in rules.signs
         ]
         self._sign_by_id = {s.sign.id: s for s in self._signs}
@@ -300,8 +299,6 @@ class Triage:
             if age is not None and sign.max_age_months is not None and age >= sign.max_age_months:
                 continue
             if age is not None and sign.min_age_months is not None and age < sign.min_age_months:
-                continue
-            if s.with_words and not any(w in reading.corrected for w in s.with_words):
                 continue
             if self._excepted(reading, s.unless_words):
                 continue
