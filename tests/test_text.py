@@ -28,3 +28,11 @@ def test_compact(case: dict[str, str], guide: Guide) -> None:
 @given(st.text(max_size=200))
 def test_normalising_never_fails(text: str) -> None:
     clean(text)
+
+
+def test_clauses_split_where_parents_separate_thoughts() -> None:
+    from zjcare_guide.text import clause_spans
+
+    text = "摔下来 头着地,吐了但是还在玩 烧到38.5度 lips are blue"
+    assert [text[a:b] for a, b in clause_spans(text)] == ["摔下来", "头着地", "吐了", "还在玩", "烧到38.5度",
+                                                          "lips are blue"]

@@ -351,6 +351,10 @@ def load_danger_rules(path: Path, article_ids: set[str], problems: list[Problem]
         except (KeyError, TypeError, ValueError):
             problems.append(Problem(path, line_of(node, "fast_breathing"),
                                     f"breathing rule {rule!r} needs under_months and per_minute"))
+    word_sign = str(breathing.get("word_sign", ""))
+    if word_sign and word_sign not in seen:
+        r.problem(child(child(node, "fast_breathing"), "word_sign"),
+                  f"fast_breathing: word_sign '{word_sign}' is not a sign id")
     general = r.article(data.get("general_article"), child(node, "general_article"), "general_article")
     sound_alike: dict[str, Any] = data["sound_alike"] if isinstance(data.get("sound_alike"), dict) else {}
     subjects: dict[str, Any] = data["subjects"] if isinstance(data.get("subjects"), dict) else {}
@@ -376,7 +380,7 @@ def load_danger_rules(path: Path, article_ids: set[str], problems: list[Problem]
         pronouns=r.words(subjects, subjects_node, "pronouns"),
         opinion_markers=r.words(data, node, "opinion_markers"),
         comparison_words=r.words(data, node, "comparison_words"),
-        breathing_word_sign=str(breathing.get("word_sign", "")),
+        breathing_word_sign=word_sign,
         present_markers=r.words(data, node, "present_markers"),
         recent_markers=r.words(data, node, "recent_markers"),
         not_the_child=r.words(data, node, "not_the_child"),

@@ -63,7 +63,6 @@ class HomophoneIndex:
             if len(syllables) == len(term):
                 by_first[syllables[0]].append((term, syllables))
         self._by_first = dict(by_first)
-        self.terms = frozenset(t for entries in by_first.values() for t, _ in entries)
 
     def find(self, text: str) -> list[SoundAlike]:
         """Sound-alike windows, longest first where they overlap; exact spellings are not reported."""

@@ -24,7 +24,11 @@ _NUMERAL = re.compile(r"[零〇一二两俩三四五六七八九十百廿卅]+")
 # through an approximation (七十几天, 四十多天, 二十来天), so words such as 一直, 一样, 十分 keep
 # their meaning.
 _UNIT_AFTER = re.compile(r"(?:几|多|来|余)?(个|岁|周|天|度|点|次|月|年|小时|分钟|毫升|克|斤|颗|块|下|℃|°|\d)")
-_CLAUSE_PUNCT = re.compile(r"[,，。.!！?？;；:：、\n\r\t~～…]+")
+_CLAUSE_BREAK = re.compile(
+    r"[,，。!！?？;；:：、\n\r\t~～…]+|(?<!\d)\.|\.(?!\d)"
+    r"|(?<![a-z0-9'])\s+|\s+(?![a-z0-9'])"
+    r"|但是|可是|不过|但"
+)
 _STRIP = re.compile(r"[^\w.]+", re.UNICODE)
 # Ages and other numbers say nothing about the topic (the age is used separately, from the message
 # or the child's profile); numbers that do name a topic (13价, ev71, 42天) are synonyms by then.
@@ -120,15 +124,19 @@ def clean(text: str) -> str:
     return t
 
 
-def clauses(text: str) -> list[str]:
-    """Split a cleaned message into clauses at punctuation, spaces and contrast words."""
-    parts = _CLAUSE_PUNCT.split(text)
-    out: list[str] = []
-    for p in parts:
-        for q in re.split(r"\s+|但是|可是|不过|但", p):
-            if q:
-                out.append(q)
-    return out
+def clause_spans(text: str) -> list[tuple[int, int]]:
+    """Where the clauses of a cleaned message lie: split at punctuation, at a space between Chinese
+    words (parents separate thoughts with spaces) and at contrast words; a decimal point and a space
+    between two Latin words do not split."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for m in _CLAUSE_BREAK.finditer(text):
+        if m.start() > pos:
+            spans.append((pos, m.start()))
+        pos = m.end()
+    if pos < len(text):
+        spans.append((pos, len(text)))
+    return spans
 
 
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])|\s+")

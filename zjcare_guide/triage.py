@@ -24,7 +24,7 @@ from .ages import age_in_message
 from .danger import DangerRules, DangerSign, MeasuredSign
 from .danger_model import DangerModel, tokens
 from .homophones import HomophoneIndex, SoundAlike
-from .text import clean
+from .text import clause_spans, clean
 
 # In the content's patterns a gap `\S` never crosses a negation: "嘴唇没有发紫" must not match
 # "嘴唇\S{0,5}发紫".
@@ -50,12 +50,6 @@ _COMPLETION = re.compile(r"^(?:下去|进去|下来|起来|出来|以后|之后|
 # The experienced aspect right after a sign ("抽过", "噎住过一次") puts it in the past; 过来/过去/过气
 # are other words.
 _EXPERIENCED = re.compile(r"[^\s过]{0,2}过(?![来去气敏头度])")
-_CLAUSE_BREAK = re.compile(
-    r"[,，。.!！?？;；:：、\n\r\t~～…]+"
-    # A space separates thoughts in Chinese; between two Latin words it is just a space.
-    r"|(?<![a-z0-9'])\s+|\s+(?![a-z0-9'])"
-    r"|但是|可是|不过|但"
-)
 
 
 @dataclass(frozen=True)
@@ -234,14 +228,7 @@ class Triage:
             for t in typos:
                 chars[t.start:t.end] = t.term
             corrected = "".join(chars)
-        spans: list[tuple[int, int]] = []
-        pos = 0
-        for m in _CLAUSE_BREAK.finditer(folded):
-            if m.start() > pos:
-                spans.append((pos, m.start()))
-            pos = m.end()
-        if pos < len(folded):
-            spans.append((pos, len(folded)))
+        spans = clause_spans(folded)
         # A time said once holds for the clauses after it until another is said: "去年冬天 喘得很厉害
         # 胸口都凹进去了 住了五天院" is all last winter.
         in_past: list[bool] = []
