@@ -9,9 +9,10 @@ import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
+from typing import cast
 from zoneinfo import ZoneInfo
 
-from telegram import Chat, MaybeInaccessibleMessage, Message, Update
+from telegram import Chat, InlineKeyboardMarkup, MaybeInaccessibleMessage, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
@@ -21,7 +22,7 @@ from zjcare_guide.conversation import Conversation, reload_content
 from zjcare_guide.guide import GuideHolder
 from zjcare_guide.replies import Command, Event, Press, Reply, Session, Text, Unsupported
 
-from .telegram_html import decode_action, keyboard, split_html
+from .telegram_html import decode_action, keyboard_json, split_html
 
 log = logging.getLogger(__name__)
 TZ = ZoneInfo("Asia/Shanghai")
@@ -62,7 +63,8 @@ async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes
     """Send replies in order; `thread_id` keeps them in the forum topic the parent wrote in."""
     for reply in replies:
         chunks = split_html(reply.text)
-        markup = keyboard(reply.buttons)
+        # Pre-serialised JSON is what the Bot API receives either way (telegram_html.keyboard_json).
+        markup = cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons))
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             await context.bot.send_message(chat_id, chunk, reply_markup=markup if last else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -134,9 +135,17 @@ def decode_action(data: str | None) -> Action | None:
     return Action("menu", m.group(1))
 
 
-@functools.lru_cache(maxsize=1024)
 def keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
     if not rows:
         return None
     return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=encode_action(b.action))
                                   for b in row] for row in rows if row])
+
+
+@functools.lru_cache(maxsize=1024)
+def keyboard_json(rows: tuple[tuple[Button, ...], ...]) -> str | None:
+    """The keyboard as the JSON the Bot API takes for `reply_markup`, serialised once per distinct
+    keyboard: an article's buttons are the same for every parent, and PTB sends a string parameter
+    as it is instead of turning the markup into a dict and dumping it on every message."""
+    markup = keyboard(rows)
+    return None if markup is None else json.dumps(markup.to_dict(), ensure_ascii=False, separators=(",", ":"))

@@ -70,3 +70,42 @@ def test_reload_swaps_in_good_changes(content_copy: Path) -> None:
     assert holder.reload(TODAY) == []
     article = holder.guide.article("fever-basics")
     assert article is not None and article.title.startswith("【新】")
+
+
+def test_a_file_saved_with_a_byte_order_mark_reads_like_any_other(content_copy: Path) -> None:
+    for rel in ("guidance/disease/fever-basics.md", "synonyms.yaml", "templates/help.j2"):
+        path = content_copy / rel
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    library, problems = check_content(content_copy, TODAY)
+    assert problems == [] and library is not None
+    assert library.articles["fever-basics"].title
+
+
+def test_one_broken_article_is_one_problem(content_copy: Path) -> None:
+    """Other articles name it in `related` and danger signs as their article: no cascade of
+    "does not exist" for a file that was reported as unreadable."""
+    path = content_copy / "guidance" / "disease" / "fever-basics.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("id: fever-basics", "id: [fever-basics"),
+                    encoding="utf-8")
+    _, problems = check_content(content_copy, TODAY)
+    assert len(problems) == 1 and problems[0].path == path, problems
+
+
+def test_a_missing_file_is_named_once(content_copy: Path) -> None:
+    (content_copy / "scope.yaml").unlink()
+    _, problems = check_content(content_copy, TODAY)
+    assert [(p.path.name, p.message) for p in problems] == [("scope.yaml", "file is missing")]
+
+
+def test_a_directory_without_guidance_is_one_line(tmp_path: Path) -> None:
+    _, problems = check_content(tmp_path, TODAY)
+    assert [str(p) for p in problems] == [f"{tmp_path / 'guidance'}:1: guidance directory is missing"]
+
+
+def test_a_snippet_is_written_once_and_filled_in_everywhere(content_copy: Path) -> None:
+    (content_copy / "snippets" / "young-infant-fever.md").write_text("示例阈值文字", encoding="utf-8")
+    library, problems = check_content(content_copy, TODAY)
+    assert problems == [] and library is not None
+    using = [a for a in library.articles.values() if "示例阈值文字" in a.body]
+    assert len(using) >= 10
+    assert not any("[[" in a.body for a in library.articles.values())

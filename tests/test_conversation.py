@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from zjcare_guide.conversation import MAX_MESSAGE, PAGE_SIZE, Conversation
 from zjcare_guide.guide import Guide, Outcome
 from zjcare_guide.replies import Action, Command, Press, Session, Text, Unsupported
+
+from .conftest import GOLDEN
 
 
 def test_start_welcomes_with_emergency_numbers_and_main_menu(conversation: Conversation) -> None:
@@ -148,3 +151,48 @@ def test_safe_handle_turns_errors_into_an_apology(guide: Guide, caplog: pytest.L
     [reply] = conv.safe_handle(Text("宝宝的名字叫小明，发烧了"), Session())
     assert "抱歉" in reply.text and "120" in reply.text
     assert "小明" not in caplog.text and "Text" in caplog.text
+
+
+KINDS: list[dict[str, object]] = yaml.safe_load((GOLDEN / "conversation_kinds.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", KINDS, ids=[str(c["q"]) for c in KINDS])
+def test_kind_of_reply(case: dict[str, object], guide: Guide) -> None:
+    """`article` without `kind`: that article answers, or is the first of the choices."""
+    o = guide.decide(str(case["q"]))
+    if "kind" in case:
+        assert o.kind == case["kind"], (o.kind, [c.article.id for c in o.candidates])
+    if "scope" in case:
+        assert o.scope == case["scope"]
+        if not case["scope"]:
+            assert o.kind in ("answer", "choices"), (o.kind, [c.article.id for c in o.candidates])
+    if "article" in case:
+        assert o.kind in ("answer", "choices") and o.candidates[0].article.id == case["article"], \
+            (o.kind, [c.article.id for c in o.candidates])
+
+
+def test_mother_health_points_to_where_mothers_are_seen(conversation: Conversation) -> None:
+    [reply] = conversation.handle(Text("产后腰疼怎么办"), Session())
+    assert "妇幼保健院" in reply.text and "家庭医生" in reply.text and "42天" in reply.text
+
+
+def test_unreadable_english_is_told_so_in_both_languages(conversation: Conversation) -> None:
+    [reply] = conversation.handle(Text("How do I lower my blood pressure?"), Session())
+    assert "Chinese" in reply.text and "中文" in reply.text and "120" in reply.text
+
+
+def test_an_empty_message_is_asked_for_a_question(conversation: Conversation) -> None:
+    [reply] = conversation.handle(Text("   \u200b "), Session())
+    assert "请输入" in reply.text and "文字消息" not in reply.text
+
+
+def test_a_thumbs_down_offers_the_runners_up(conversation: Conversation) -> None:
+    session = Session()
+    [answer] = conversation.handle(Text("宝宝湿疹怎么护理"), session)
+    assert answer.kind == "answer" and session.last_others
+    [offer] = conversation.handle(Press(Action("feedback", "eczema", value=-1)), session)
+    assert offer.kind == "choices" and "是不是想问" in offer.text
+    offered = [a.arg for a in offer.actions() if a.kind == "article"]
+    assert offered and "eczema" not in offered and offered == session.last_choices
+    [thanks] = conversation.handle(Press(Action("feedback", "fever-basics", value=-1)), Session())
+    assert thanks.kind == "notice"  # not the answer to any question asked here: nothing to offer

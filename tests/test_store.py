@@ -97,3 +97,11 @@ def test_a_failing_database_never_costs_the_parent_the_answer(guide: Guide, stor
 def test_storing_needs_a_day_from_the_transport(guide: Guide, store: Store) -> None:
     with pytest.raises(ValueError):
         Conversation(guide, store)
+
+
+@pytest.mark.parametrize("noise", ["😀😀", "123456", "asdf qwer zxcv", "？？？"])
+def test_only_chinese_questions_are_kept_as_gaps(guide: Guide, store: Store, noise: str) -> None:
+    """Emoji, bare numbers and unreadable English give the editors nothing to write."""
+    conv = Conversation(guide, store, today=lambda: DAY)
+    conv.handle(Text(noise), Session())
+    assert store.counts()["unanswered"] == 0

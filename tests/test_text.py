@@ -36,3 +36,12 @@ def test_clauses_split_where_parents_separate_thoughts() -> None:
     text = "摔下来 头着地,吐了但是还在玩 烧到38.5度 lips are blue"
     assert [text[a:b] for a, b in clause_spans(text)] == ["摔下来", "头着地", "吐了", "还在玩", "烧到38.5度",
                                                           "lips are blue"]
+
+
+@given(st.text(max_size=200))
+def test_cleaning_twice_changes_nothing(text: str) -> None:
+    """A message is cleaned once and read by every step; a step that cleans it again must get the
+    same text (and gets it at no cost)."""
+    once = clean(text)
+    assert clean(str(once)) == once
+    assert clean(once) is once

@@ -235,7 +235,11 @@ def content_gaps(limit: int, since: dt.datetime | None, db: str | None, as_json:
 
     Example: zjcare-guide content gaps --limit 30 --since 2026-11-01
     """
-    gaps = open_store(db).gaps(limit=limit, since=since.date() if since else None)
+    target = Path(db) if db else config_from_env().db_path
+    if not target.is_file():
+        # Reading must not create an empty database where the operator mistyped a path.
+        raise click.ClickException(f"no database at {target}: give the bot's database with --db or $ZJCARE_DB")
+    gaps = open_store(str(target)).gaps(limit=limit, since=since.date() if since else None)
     if as_json:
         click.echo(json.dumps([{"question": g.question, "unanswered": g.unanswered, "disliked": g.disliked,
                                 "articles": g.articles.split(",") if g.articles else []} for g in gaps],
@@ -263,9 +267,9 @@ def content_eval(golden: str | None, verbose: bool, content: str | None) -> None
     report = evaluate(guide, load_golden(Path(golden) if golden else DEFAULT_GOLDEN))
     f = report.figures()
     click.echo(f"in-scope answered with a correct article: {f['answered_correct']:.1%} "
-               f"({report.answered_correct}/{report.in_scope}; target ≥ 85%)")
+               f"({report.answered_correct}/{report.in_scope}; target ≥ 90%)")
     click.echo(f"in-scope correct within the offered choices: {f['within_choices']:.1%} "
-               f"({report.within_choices}/{report.in_scope}; target ≥ 95%)")
+               f"({report.within_choices}/{report.in_scope}; target ≥ 97%)")
     click.echo(f"danger-sign messages escalated: {f['urgent_escalated']:.1%} "
                f"({report.escalated}/{report.urgent}, {report.by_model} by the learned model only; target ≥ 97%)")
     click.echo(f"danger-sign messages escalated at the right tier: {f['urgent_tier_right']:.1%} "
@@ -273,7 +277,10 @@ def content_eval(golden: str | None, verbose: bool, content: str | None) -> None
     click.echo(f"non-urgent danger words escalated anyway: {f['not_urgent_false_alarms']:.1%} "
                f"({report.false_alarms}/{report.not_urgent}; target ≤ 10%)")
     click.echo(f"out-of-scope answered with an article: {f['out_of_scope_answered']:.1%} "
-               f"({report.out_answered}/{report.out_of_scope}; target ≤ 10%)")
+               f"({report.out_answered}/{report.out_of_scope}; target ≤ 5%)")
+    if report.greetings:
+        click.echo(f"greetings and thanks answered with a greeting: {f['greetings_greeted']:.1%} "
+                   f"({report.greeted}/{report.greetings})")
     if verbose:
         for m in report.misses:
             click.echo(f"  [{m.group}] {m.question}  expected {m.expected}  got {m.got}")

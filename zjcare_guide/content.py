@@ -20,23 +20,28 @@ import yaml
 from .danger import DangerRules, load_danger_rules
 from .danger_model import DangerModel, load_danger_model
 from .model import TOPICS, Article, Problem, Topic
+from .render import FORBIDDEN_BODY, check_templates, fill_snippets, load_snippets
 from .text import Normaliser, clean
-from .yamlfile import LOADER, item_lines, line_of, load_yaml, str_list
+from .yamlfile import LOADER, child, item_lines, line_of, load_yaml, str_list
 
+ENGLISH_TERM = re.compile(r"[a-z0-9]+(?:[ '-][a-z0-9]+)*")
 ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 # Article ids travel in Telegram button data (at most 64 bytes with its prefix).
 MAX_ID = 48
 MIN_QUESTIONS = 5
 REVIEW_MAX_AGE = dt.timedelta(days=730)
-# Telegram HTML allows only a handful of tags and no raw angle brackets; article bodies are a small
-# Markdown subset that the transports render, so these characters never belong in a body.
-FORBIDDEN_BODY = re.compile(r"[<>]|^#{1,6}\s|^\s*\|", re.MULTILINE)
 DEFAULT_CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
 
 
 @dataclass(frozen=True)
 class Scope:
     greetings: frozenset[str]
+    greeting_fillers: tuple[str, ...]
+    mother_words: tuple[str, ...]
+    mother_child_words: tuple[str, ...]
+    caregiver_verbs: tuple[str, ...]
+    company_words: tuple[str, ...]
+    child_pronouns: tuple[str, ...]
     adult_subjects: tuple[str, ...]
     child_words: tuple[str, ...]
     animals: tuple[str, ...]
@@ -56,6 +61,9 @@ class Library:
     synonyms: dict[str, list[str]]
     fillers: tuple[str, ...]
     scope: Scope
+    # English term → Chinese word (content/english.yaml), and the terms that only name the child.
+    english: dict[str, str]
+    english_people: frozenset[str]
     danger: DangerRules
     templates_dir: Path
     # Triage's learned second opinion (content/danger_model.json); None: rules only.
@@ -63,7 +71,7 @@ class Library:
     normaliser: Normaliser = field(init=False)
 
     def __post_init__(self) -> None:
-        self.normaliser = Normaliser(self.synonyms, self.fillers)
+        self.normaliser = Normaliser(self.synonyms, self.fillers, self.danger.spellings)
 
     def vocabulary(self) -> frozenset[str]:
         """The Chinese words (two characters or more) the library uses: its synonyms and the words of
@@ -94,10 +102,14 @@ class ContentError(Exception):
 # ---------------------------------------------------------------- articles
 
 
-def parse_article(path: Path, today: dt.date, problems: list[Problem]) -> Article | None:
-    """One article file, or None (with problems recorded) when it cannot be served."""
+def parse_article(path: Path, today: dt.date, problems: list[Problem],
+                  snippets: dict[str, str] | None = None) -> Article | None:
+    """One article file, or None (with problems recorded) when it cannot be served.
+
+    `snippets` (name → text) fill the body's `[[name]]` markers; an unknown name is a problem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: an editor that saves with a byte-order mark must not break the front matter.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(path, 1, f"cannot read file: {exc}"))
         return None
@@ -184,6 +196,7 @@ def parse_article(path: Path, today: dt.date, problems: list[Problem]) -> Articl
                                             "(no '<', '>', headings or tables)"))
     if body.count("**") % 2:
         problems.append(Problem(path, end + 2, "unbalanced ** in body"))
+    body = fill_snippets(body, snippets or {}, path, end + 2, problems)
     # The article is returned even with problems (the library is refused anyway), so that the
     # cross-checks do not add "related id does not exist" noise for an article that is merely stale.
     return Article(
@@ -196,7 +209,7 @@ def parse_article(path: Path, today: dt.date, problems: list[Problem]) -> Articl
 def _question_line(path: Path, needle: str) -> int:
     """The line of a list item (`- needle` or inside `[…]`) naming `needle`, else of any mention."""
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
     except OSError:
         return 1
     for i, line in enumerate(lines, start=1):
@@ -208,7 +221,8 @@ def _question_line(path: Path, needle: str) -> int:
     return 1
 
 
-def _cross_checks(articles: list[Article], normaliser: Normaliser, problems: list[Problem]) -> None:
+def _cross_checks(articles: list[Article], normaliser: Normaliser, problems: list[Problem],
+                  unreadable: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     ids: dict[str, Article] = {}
     for a in articles:
         if a.id in ids:
@@ -217,7 +231,7 @@ def _cross_checks(articles: list[Article], normaliser: Normaliser, problems: lis
             ids[a.id] = a
     for a in articles:
         for r in a.related:
-            if r not in ids:
+            if r not in ids and r not in unreadable:
                 problems.append(Problem(a.path, _question_line(a.path, r), f"related id '{r}' does not exist"))
             elif r == a.id:
                 problems.append(Problem(a.path, _question_line(a.path, r), "an article cannot be related to itself"))
@@ -284,16 +298,41 @@ def _load_synonyms(path: Path, problems: list[Problem]) -> tuple[dict[str, list[
 def _load_scope(path: Path, problems: list[Problem]) -> Scope:
     data, node = load_yaml(path, problems)
     lists: dict[str, list[str]] = {}
-    for key in ("greetings", "adult_subjects", "child_words", "animals", "animal_contact", "child_persons",
-                "self_words", "question_markers"):
+    keys = ("greeting_fillers", "mother_words", "mother_child_words", "caregiver_verbs", "company_words",
+            "child_pronouns", "adult_subjects", "child_words", "animals", "animal_contact", "child_persons",
+            "self_words", "question_markers")
+    for key in ("greetings", *keys):
         value = str_list(data.get(key)) if isinstance(data, dict) else None
         if not value:
             problems.append(Problem(path, line_of(node, key), f"'{key}' must be a non-empty list of words"))
             value = []
         lists[key] = value
-    return Scope(frozenset(lists["greetings"]), *(tuple(lists[k]) for k in (
-        "adult_subjects", "child_words", "animals", "animal_contact", "child_persons", "self_words",
-        "question_markers")))
+    return Scope(frozenset(lists["greetings"]), *(tuple(lists[k]) for k in keys))
+
+
+def _load_english(path: Path, problems: list[Problem]) -> tuple[dict[str, str], frozenset[str]]:
+    """content/english.yaml: English word or phrase (lower case) → the Chinese word articles use, and
+    the terms that only name the child (`people`)."""
+    data, node = load_yaml(path, problems)
+    terms = data.get("terms") if isinstance(data, dict) else None
+    if not isinstance(terms, dict):
+        problems.append(Problem(path, 1, "english.yaml must hold a 'terms' mapping"))
+        return {}, frozenset()
+    people = str_list(data.get("people")) if isinstance(data, dict) and "people" in data else []
+    if people is None or any(p not in terms for p in people):
+        problems.append(Problem(path, line_of(node, "people"), "people must list words that are also in terms"))
+        people = []
+    out: dict[str, str] = {}
+    terms_node = child(node, "terms")
+    for key, value in terms.items():
+        if not (isinstance(key, str) and isinstance(value, str) and value.strip()):
+            problems.append(Problem(path, line_of(terms_node, str(key)), f"'{key}' must map to a Chinese word"))
+        elif key != key.lower() or not ENGLISH_TERM.fullmatch(key):
+            problems.append(Problem(path, line_of(terms_node, key),
+                                    f"'{key}' must be lower-case English words"))
+        else:
+            out[key] = value.strip()
+    return out, frozenset(people)
 
 
 def article_files(root: Path) -> Iterator[Path]:
@@ -307,31 +346,50 @@ def check_content(root: Path, today: dt.date) -> tuple[Library | None, list[Prob
     if not root.is_dir():
         return None, [Problem(root, 1, "content directory does not exist")]
     articles: list[Article] = []
+    snippets = load_snippets(root / "snippets", problems)
+    unreadable: set[str] = set()
+    if not (root / "guidance").is_dir():
+        problems.append(Problem(root / "guidance", 1, "guidance directory is missing"))
     for path in article_files(root):
-        article = parse_article(path, today, problems)
-        if article is not None:
+        article = parse_article(path, today, problems, snippets)
+        if article is None:
+            unreadable.add(path.stem)
+        else:
             if article.topic != path.parent.name:
                 problems.append(Problem(path, 1, f"article of topic '{article.topic}' is filed under "
                                                  f"'{path.parent.name}/': move it to guidance/{article.topic}/"))
             articles.append(article)
     if not articles and not problems:
         problems.append(Problem(root / "guidance", 1, "no articles found"))
+    if not (root / "guidance").is_dir():
+        # One line for a content directory that is not one, not a line for each missing file.
+        return None, problems
     topics = _load_topics(root / "topics.yaml", problems)
     synonyms, fillers = _load_synonyms(root / "synonyms.yaml", problems)
     scope = _load_scope(root / "scope.yaml", problems)
+    english, people = _load_english(root / "english.yaml", problems)
     normaliser = Normaliser(synonyms, fillers)
-    _cross_checks(articles, normaliser, problems)
-    danger = load_danger_rules(root / "danger_signs.yaml", {a.id for a in articles}, problems)
+    # An article that could not be read is reported once; the ids it would have had are not
+    # reported again as missing wherever they are named.
+    _cross_checks(articles, normaliser, problems, unreadable)
+    danger = load_danger_rules(root / "danger_signs.yaml", {a.id for a in articles} | unreadable, problems)
     sign_ids = {s.id for s in danger.signs} | {danger.fever.id, danger.breathing.id}
     danger_model = load_danger_model(root / "danger_model.json", sign_ids, problems)
     library = Library(
         root=root, articles={a.id: a for a in articles}, topics=topics, synonyms=synonyms,
-        fillers=fillers, scope=scope, danger=danger, templates_dir=root / "templates", danger_model=danger_model,
+        fillers=fillers, scope=scope, english=english, english_people=people, danger=danger,
+        templates_dir=root / "templates", danger_model=danger_model,
     )
-    from .render import check_templates  # late: render imports Library for typing only
-
     problems.extend(check_templates(library))
-    return (None if problems else library), problems
+    return (None if problems else library), _once_per_broken_file(problems)
+
+
+def _once_per_broken_file(problems: list[Problem]) -> list[Problem]:
+    """A file that cannot be read or parsed is one problem, not that plus what its absence causes
+    ("topics.yaml must hold a 'topics' list" after "cannot read file")."""
+    broken = {p.path for p in problems if p.message.startswith(("cannot read file", "invalid YAML", "file is missing"))}
+    return [p for p in problems if p.path not in broken
+            or p.message.startswith(("cannot read file", "invalid YAML", "file is missing"))]
 
 
 def load_library(root: Path, today: dt.date) -> Library:

@@ -39,6 +39,9 @@ MENU = ("ask", "institutions", "reminders", "child")
 COMING_SOON_ARTICLES = {"institutions": ("check-registration", "choosing-childcare"),
                         "reminders": ("vaccine-schedule", "checkup-schedule")}
 _CHOICE = re.compile(r"^\s*(\d{1,2})\s*$")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+# How many runners-up a 👎 offers.
+MAX_OTHERS = 3
 log = logging.getLogger(__name__)
 
 
@@ -109,10 +112,13 @@ class Conversation:
         session.last_question = text
         session.last_article = outcome.candidates[0].article.id if outcome.kind == "answer" else None
         session.last_choices = [c.article.id for c in outcome.candidates] if outcome.kind == "choices" else []
-        # Only in-scope questions nobody could answer are kept: editors can write for those, while an
-        # adult's health question is personal data the service has no use for.
+        session.last_others = [c.article.id for c in outcome.candidates[1:MAX_OTHERS + 1]
+                               if c.on_topic] if outcome.kind == "answer" else []
+        # Only in-scope Chinese questions nobody could answer are kept: editors can write for those,
+        # while an adult's health question is personal data the service has no use for, and emoji,
+        # numbers or unreadable English give them nothing to write.
         if self.store is not None and self._today is not None and outcome.kind == "fallback" \
-                and not outcome.out_of_scope:
+                and not outcome.scope and len(_HAN.findall(text)) >= 2:
             key = self.guide.library.normaliser.compact(text)
             self._write(lambda store, day: store.record_unanswered(text, "fallback", day, key))
 
@@ -168,10 +174,11 @@ class Conversation:
             buttons = tuple((Button(a.title, Action("article", a.id)),) for a in arts)
             refs = tuple(self._ref(c.article, c.score) for c in outcome.candidates)
             return [Reply("choices", text, (*buttons, (self._topics_button(),)), refs)]
-        template = "out_of_scope" if outcome.out_of_scope else "fallback"
+        template = "out_of_scope" if outcome.out_of_scope else "english" if outcome.scope == "english" \
+            else "fallback"
         symptom = outcome.triage is not None and outcome.triage.mentions_symptom
-        return [Reply("fallback", g.renderer.render(template, topics=g.library.topics, symptom=symptom),
-                      self._topic_buttons())]
+        text = g.renderer.render(template, topics=g.library.topics, symptom=symptom, reason=outcome.scope)
+        return [Reply("fallback", text, self._topic_buttons())]
 
     def _urgent(self, triage: TriageResult) -> list[Reply]:
         """The escalation: what to do now and the number to call on a short first screen, then the
@@ -230,7 +237,15 @@ class Conversation:
         question = session.last_question if session and session.last_article == article_id else None
         key = g.library.normaliser.compact(question) if question else ""
         self._write(lambda store, day: store.record_feedback(article_id, value, question, day, key))
-        return Reply("notice", g.renderer.label("thanks_feedback"))
+        others = [a for a in (g.article(i) for i in session.last_others) if a is not None] \
+            if session is not None and value < 0 and question else []
+        if not others:
+            return Reply("notice", g.renderer.label("thanks_feedback"))
+        # The answer missed: the runners-up to the same question may be what the parent meant.
+        session.last_choices = [a.id for a in others]  # type: ignore[union-attr]
+        text = g.renderer.render("choices", articles=others, after_feedback=True)
+        rows = tuple((Button(a.title, Action("article", a.id)),) for a in others)
+        return Reply("choices", text, (*rows, (self._topics_button(),)))
 
     def main_menu(self) -> tuple[tuple[Button, ...], ...]:
         r = self.guide.renderer

@@ -137,7 +137,7 @@ def load_danger_model(path: Path, sign_ids: set[str], problems: list[Problem]) -
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
         if data.get("format") != FORMAT:
             problems.append(Problem(path, 1, f"danger model format {data.get('format')!r}, expected {FORMAT}: "
                                              "rebuild it with scripts/train_danger_model.py"))

@@ -33,6 +33,8 @@ class GoldenReport:
     false_alarms: int = 0
     out_of_scope: int = 0
     out_answered: int = 0
+    greetings: int = 0
+    greeted: int = 0
     misses: list[Miss] = field(default_factory=list)
 
     @staticmethod
@@ -47,6 +49,7 @@ class GoldenReport:
             "urgent_tier_right": self.share(self.tier_right, self.urgent),
             "not_urgent_false_alarms": self.share(self.false_alarms, self.not_urgent),
             "out_of_scope_answered": self.share(self.out_answered, self.out_of_scope),
+            "greetings_greeted": self.share(self.greeted, self.greetings),
         }
 
 
@@ -58,8 +61,8 @@ def _describe(o: Outcome) -> str:
 
 
 def load_golden(path: Path) -> dict[str, list[dict[str, Any]]]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {k: list(data.get(k) or []) for k in ("in_scope", "urgent", "not_urgent", "out_of_scope")}
+    data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    return {k: list(data.get(k) or []) for k in ("in_scope", "urgent", "not_urgent", "out_of_scope", "greetings")}
 
 
 def evaluate(guide: Guide, golden: dict[str, list[dict[str, Any]]]) -> GoldenReport:
@@ -98,6 +101,14 @@ def evaluate(guide: Guide, golden: dict[str, list[dict[str, Any]]]) -> GoldenRep
         if o.kind == "answer":
             r.out_answered += 1
             r.misses.append(Miss("out_of_scope", str(q), "fallback", _describe(o)))
+    for case in golden["greetings"]:
+        q = case["q"] if isinstance(case, dict) else case
+        o = guide.decide(str(q), None)
+        r.greetings += 1
+        if o.kind == "greeting":
+            r.greeted += 1
+        else:
+            r.misses.append(Miss("greetings", str(q), "greeting", _describe(o)))
     return r
 
 

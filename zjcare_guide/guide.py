@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from .text import clean, strip_punct
 from .triage import Triage, TriageResult
 
 MAX_CHOICES = 3
+# The service is for children under 3 (the seed); older children are answered only where an article
+# is written for their age (check-ups and vaccinations run to 6 years).
+SERVED_MONTHS = 36
+# Words of an English message: "don't", "check-up" and "pcv13" are one word each.
+ENGLISH_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -25,9 +31,15 @@ class Outcome:
     kind: str  # answer | choices | urgent | greeting | fallback
     candidates: tuple[Candidate, ...] = ()
     triage: TriageResult | None = None
-    out_of_scope: bool = False
+    # Why a fallback is no article: "" (nothing matched), "adult" (someone other than a young child),
+    # "mother" (the mother's own health) or "english" (English the term list could not read).
+    scope: str = ""
     # The text the decision was made on (a long message's question part).
     question: str = ""
+
+    @property
+    def out_of_scope(self) -> bool:
+        return self.scope in ("adult", "mother")
 
 
 class Guide:
@@ -37,8 +49,10 @@ class Guide:
         self.matcher = Matcher(library.articles.values(), library.normaliser)
         self.renderer = Renderer(library.templates_dir)
         scope = library.scope
-        self._greetings = sorted({strip_punct(clean(g)) for g in scope.greetings}, key=len, reverse=True)
-        self._greeting_re = re.compile("|".join(map(re.escape, self._greetings)))
+        greeting_words = {strip_punct(clean(g)) for g in (*scope.greetings, *scope.greeting_fillers)}
+        self._greeting_re = re.compile("|".join(map(re.escape, sorted(greeting_words, key=len, reverse=True))))
+        self._greeting_core = re.compile("|".join(map(re.escape, sorted(
+            {strip_punct(clean(g)) for g in scope.greetings}, key=len, reverse=True))))
 
         def words(ws: tuple[str, ...]) -> tuple[str, ...]:
             return tuple(library.normaliser.synonyms(strip_punct(clean(w))) for w in ws)
@@ -46,6 +60,16 @@ class Guide:
         self._adult, self._child = words(scope.adult_subjects), words(scope.child_words)
         self._animals, self._contact = words(scope.animals), words(scope.animal_contact + scope.child_persons)
         self._self = words(scope.self_words)
+        self._mother, self._mother_child = words(scope.mother_words), words(scope.mother_child_words)
+        self._pronouns = words(scope.child_pronouns)
+        alt = "|".join(map(re.escape, sorted(self._adult, key=len, reverse=True)))
+        verbs = "|".join(map(re.escape, sorted(words(scope.caregiver_verbs), key=len, reverse=True)))
+        company = "|".join(map(re.escape, sorted(words(scope.company_words), key=len, reverse=True)))
+        # An adult who cares for the child or keeps it company is no subject of the question.
+        self._caregiver = re.compile(f"(?:{company})(?:{alt})|(?:{alt})(?:{verbs})") if alt and verbs and company \
+            else None
+        english = library.english
+        self._english_longest = max((len(k.split()) for k in english), default=0)
 
     @classmethod
     def from_dir(cls, root: Path, today: dt.date) -> Guide:
@@ -55,50 +79,105 @@ class Guide:
         return self.library.articles.get(article_id)
 
     def is_greeting(self, text: str) -> bool:
+        """Only greetings, thanks and the polite words round them ("您好 请问有人吗", "谢谢医生"), or
+        only emoji (👍, 🙏)."""
         t = strip_punct(clean(text))
-        return bool(t) and not self._greeting_re.sub("", t)
+        if not t:
+            return any(unicodedata.category(ch) == "So" for ch in text)
+        return bool(self._greeting_core.search(t)) and not self._greeting_re.sub("", t).strip()
 
-    def about_someone_else(self, text: str) -> bool:
-        """About an adult, the writer, an older child or a pet, with nothing that places it with a
-        young child (content/scope.yaml)."""
+    def scope_of(self, text: str) -> str:
+        """"" for a question about a young child; "mother" for the mother's own health; "adult" for an
+        adult, the writer, an older child or a pet, with nothing that places it with a young child
+        (content/scope.yaml)."""
         t = self.library.normaliser.synonyms(strip_punct(clean(text)))
+        if any(w in t for w in self._mother) and not any(w in t for w in self._mother_child):
+            return "mother"
+        child = any(w in t for w in self._child)
+        subjects = self._caregiver.sub("", t) if self._caregiver is not None else t
+        if any(w in subjects for w in self._adult) and not child:
+            return "adult"  # "老公被狗咬了": an adult, even with a bite
         if any(w in t for w in self._animals):
-            return not any(w in t for w in self._contact)
-        if any(w in t for w in self._child):
-            return False
-        if any(w in t for w in self._adult):
-            return True
+            return "" if any(w in t for w in self._contact) else "adult"
+        if child:
+            return ""
         t = t.replace("我们家", "").replace("我家", "")
-        return any(w in t for w in self._self)
+        if any(w in t for w in self._pronouns):
+            return ""  # "我想问问…伊精神还可以": the writer asks about the child
+        return "adult" if any(w in t for w in self._self) else ""
+
+    def from_english(self, text: str) -> str | None:
+        """For a message written mostly in English, the Chinese words of its terms in content/english.yaml
+        ("" when it has none); None for a Chinese message. The longest phrase wins."""
+        lower = clean(text)
+        words = ENGLISH_WORD.findall(lower)
+        han = sum(1 for ch in lower if "\u4e00" <= ch <= "\u9fff")
+        if len(words) < 2 or sum(map(len, words)) <= han:
+            return None
+        out: list[str] = []
+        about = False
+        i = 0
+        while i < len(words):
+            for n in range(min(self._english_longest, len(words) - i), 0, -1):
+                phrase = " ".join(words[i:i + n])
+                chinese = self.library.english.get(phrase)
+                if chinese is not None:
+                    out.append(chinese)
+                    about = about or phrase not in self.library.english_people
+                    i += n
+                    break
+            else:
+                i += 1
+        # Only "baby" understood: nothing to match on.
+        return " ".join(dict.fromkeys(out)) if about else ""
 
     def decide(self, text: str, age_months: float | None = None) -> Outcome:
         """Triage first, then greeting, scope and matching."""
+        question = text
+        text = clean(text)  # once: every step below reads the cleaned text
         triage = self.triage.assess(text, age_months)
         if triage.urgent:
-            return Outcome("urgent", triage=triage, question=text)
+            return Outcome("urgent", triage=triage, question=question)
         if self.is_greeting(text):
-            return Outcome("greeting", triage=triage, question=text)
-        if self.about_someone_else(text):
-            return Outcome("fallback", triage=triage, out_of_scope=True, question=text)
+            return Outcome("greeting", triage=triage, question=question)
+        scope = self.scope_of(text)
+        if scope:
+            return Outcome("fallback", triage=triage, scope=scope, question=question)
+        english = self.from_english(text)
+        if english is not None:
+            # Matched through the bilingual term list; what it cannot read gets a reply in both languages.
+            scope = self.scope_of(english) if english else ""
+            if scope:
+                return Outcome("fallback", triage=triage, scope=scope, question=question)
+            outcome = self.outcome_for(self.matcher.match(english, triage.age_months), triage) if english else None
+            if outcome is None or outcome.kind == "fallback":
+                return Outcome("fallback", triage=triage, scope="english", question=question)
+            return replace(outcome, question=question)
+        result = self.matcher.match(text, triage.age_months)
         age = triage.age_months
-        result = self.matcher.match(text, age)
-        return replace(self.outcome_for(result, triage), question=text)
+        if age is not None and age > SERVED_MONTHS and not any(
+                c.article.fits_age(age) for c in result.candidates[:MAX_CHOICES]):
+            # "孩子十二岁 玩游戏停不下来": an older child, and nothing here is written for that age.
+            return Outcome("fallback", triage=triage, scope="adult", question=question)
+        return replace(self.outcome_for(result, triage), question=question)
 
     def outcome_for(self, result: MatchResult, triage: TriageResult) -> Outcome:
         """The decision a match leads to (also used by the leave-one-out self-test)."""
-        th = self.matcher.thresholds
+        conf = self.matcher.confidence
         cands = result.candidates
         if result.confident:
             return Outcome("answer", cands, triage)
-        if not cands or result.known_share < th.min_known or cands[0].score < th.choice:
+        if not cands or result.p_choices < conf.choices:
             return Outcome("fallback", cands[:MAX_CHOICES], triage)
         best = cands[0].score
-        close = [c for c in cands[:MAX_CHOICES] if c.score >= max(th.choice, best - th.choice_window)]
-        if len(close) < 2:
-            # One plausible article but not a confident one: let the parent confirm it, next to the
-            # runner-up, rather than answer outright or give up.
-            close = list(cands[:2])
-        return Outcome("choices", tuple(close), triage)
+        # A runner-up that shares no word saying what the question is about is no sensible choice
+        # ("宝宝晚上老是醒" must not offer the fever article).
+        close = [c for c in cands[1:MAX_CHOICES] if c.on_topic and c.score >= best - conf.choice_window]
+        if not close:
+            # Not sure of the best one and nothing close: let the parent confirm it next to the
+            # runner-up, if that one is on topic at all, rather than answer outright or give up.
+            close = [c for c in cands[1:2] if c.on_topic]
+        return Outcome("choices", (cands[0], *close), triage)
 
 
 class GuideHolder:

@@ -53,32 +53,41 @@ class SoundAlike:
 
 
 class HomophoneIndex:
-    """Finds windows of a text that sound like one of `terms` (Chinese words of two or more characters)."""
+    """Finds windows of a text that sound like one of `terms` (Chinese words of two or more characters).
+
+    The terms are keyed by their syllables, worked out once here; a text pays only for the readings
+    of its own characters, however many terms there are."""
 
     def __init__(self, terms: Iterable[str]) -> None:
-        by_first: dict[str, list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
+        by_sound: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for term in sorted({t for t in terms if len(t) >= 2 and all(_is_han(c) for c in t)}):
             # The term's own reading in context (嗜睡 = shi shui), not every reading of its characters.
             syllables = tuple(_fold(s) for s in lazy_pinyin(term, style=Style.NORMAL))
             if len(syllables) == len(term):
-                by_first[syllables[0]].append((term, syllables))
-        self._by_first = dict(by_first)
+                by_sound[syllables].append(term)
+        self._by_sound = dict(by_sound)
+        # Every beginning of a term's syllables: a window's readings are extended only while they
+        # can still lead to a term, so heteronyms do not multiply the work.
+        self._prefixes = {k[:j] for k in by_sound for j in range(1, len(k) + 1)}
 
     def find(self, text: str) -> list[SoundAlike]:
         """Sound-alike windows, longest first where they overlap; exact spellings are not reported."""
         found: list[SoundAlike] = []
-        for i, ch in enumerate(text):
-            for syllable in sounds(ch):
-                for term, syllables in self._by_first.get(syllable, ()):
-                    n = len(term)
-                    window = text[i:i + n]
-                    if len(window) < n or window == term:
-                        continue
-                    same = sum(a == b for a, b in zip(window, term, strict=True))
-                    if same == 0 or n - same > max(1, n // 2):
-                        continue
-                    if all(s in sounds(c) for c, s in zip(window, syllables, strict=True)):
-                        found.append(SoundAlike(i, i + n, term))
+        readings = [sounds(ch) for ch in text]
+        for i in range(len(text)):
+            keys: list[tuple[str, ...]] = [()]
+            j = i
+            while keys and j < len(text):
+                keys = [(*k, s) for k in keys for s in readings[j] if (*k, s) in self._prefixes]
+                j += 1
+                window = text[i:j]
+                for key in keys:
+                    for term in self._by_sound.get(key, ()):
+                        n = len(term)
+                        same = sum(a == b for a, b in zip(window, term, strict=True))
+                        if window == term or same == 0 or n - same > max(1, n // 2):
+                            continue
+                        found.append(SoundAlike(i, j, term))
         chosen: list[SoundAlike] = []
         for f in sorted(found, key=lambda f: (-(f.end - f.start), f.start)):
             if all(f.end <= c.start or f.start >= c.end for c in chosen):

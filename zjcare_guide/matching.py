@@ -8,6 +8,7 @@ scoring of only the shortlisted articles' titles, questions and keywords. docs/m
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -16,7 +17,9 @@ from dataclasses import dataclass, replace
 import rjieba
 from rapidfuzz import fuzz, process
 
+from .homophones import HomophoneIndex
 from .model import Article
+from .ranker import NaiveBayesRanker
 from .text import Normaliser
 
 SHORTLIST = 12
@@ -29,6 +32,13 @@ UNIGRAM_WEIGHT = 0.5
 # most of the question: walking their long posting lists would make the cost grow with the library.
 # They are still scored exactly for the shortlisted articles.
 COMMON_SHARE = 0.2
+# A word the library does not know that sounds like one it does (幅食 → 辅食, 湿诊 → 湿疹, 拖班 → 托班:
+# pinyin input-method slips) is read as that word, at this share of its weight, so that an exact
+# spelling still wins.
+SOUND_ALIKE_WEIGHT = 0.8
+# At most this many articles of a term's posting list are walked to pick the shortlist, so the cost
+# of a question does not grow with the library; the rest are scored exactly if shortlisted.
+MAX_WALK = 64
 
 
 @dataclass(frozen=True)
@@ -40,39 +50,78 @@ class Weights:
     ratio: float = 30.0     # rapidfuzz ratio with the closest phrase
     keyword: float = 10.0   # one of the article's keywords appears verbatim
     off_age: float = 0.9    # factor when a known age is outside the article's age range
+    # Share of the final score that is the learned ranker's probability (ranker.py) among the
+    # shortlisted articles, × 100; the rest is the hand-set score above.
+    learned: float = 0.5
+
+
+# The figures of a match the confidence model reads, in this order (`confidence_features`).
+CONFIDENCE_FEATURES = ("best", "margin", "next_margin", "known", "learned", "hand", "coverage", "ratio", "dice",
+                       "keyword", "topic", "fits_age", "words_known")
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    """Score cut-offs (0–100) tuned on tests/golden/questions.yaml; see docs/matching.md."""
+class Confidence:
+    """How sure a match is, as two logistic models over `CONFIDENCE_FEATURES`: the chance that the
+    best article is right, and that a right one is among the first three. Fitted by
+    scripts/tune_matching.py on the development question sets (docs/matching.md has the figures);
+    the hand-set cut-offs they replace generalised worse to wording nobody tuned for."""
 
-    answer: float = 45.0
-    margin: float = 3.0
-    choice: float = 30.0
+    answer_coef: tuple[float, ...] = (1.501, 2.069, 0.292, 1.504, 2.531, 0.348, 0.072, 1.075, -0.42, 0.767,
+                                      0.727, 0.795, 1.969)
+    answer_intercept: float = -6.752
+    choices_coef: tuple[float, ...] = (1.719, 0.307, 0.98, 1.958, 2.352, 1.005, 1.528, 1.097, -0.219, 0.315,
+                                       0.987, 0.107, 2.56)
+    choices_intercept: float = -6.991
+    # Answer outright from this chance that the best article is right…
+    answer: float = 0.6
+    # …otherwise offer the first few when a right one is among them with at least this chance.
+    choices: float = 0.3
+    # Choices are the candidates within this many points of the best (at least two).
     choice_window: float = 15.0
-    min_known: float = 0.3
+
+    @staticmethod
+    def _p(coef: tuple[float, ...], intercept: float, x: tuple[float, ...]) -> float:
+        z = intercept + sum(c * v for c, v in zip(coef, x, strict=True))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def of(self, x: tuple[float, ...]) -> tuple[float, float]:
+        """(chance the best is right, chance a right one is among the first three)."""
+        return (self._p(self.answer_coef, self.answer_intercept, x),
+                self._p(self.choices_coef, self.choices_intercept, x))
 
 
 @dataclass(frozen=True)
 class Candidate:
     article: Article
     score: float
+    # Whether it shares a word that says what the question is about (not only common words).
+    on_topic: bool = True
 
 
 @dataclass(frozen=True)
 class MatchResult:
-    """Ranked candidates, best first, and whether the best one is confident."""
+    """Ranked candidates, best first, and how sure the match is."""
 
     candidates: tuple[Candidate, ...]
     confident: bool
     known_share: float
+    # Chance that the best candidate is right / that a right one is among the first three.
+    p_best: float = 0.0
+    p_choices: float = 0.0
 
 
-def terms(compact: str) -> set[str]:
-    """Character bigrams, jieba words of two or more characters, and single Chinese characters
-    (marked with a leading "1", weighted down) so that "抬不起头" still meets "抬头"."""
+def words_of(compact: str) -> list[str]:
+    """The jieba words of two or more characters."""
+    return [w for w in rjieba.cut(compact) if len(w) >= 2]
+
+
+def terms(compact: str, words: list[str] | None = None) -> set[str]:
+    """Character bigrams, jieba words of two or more characters (`words`, when already cut), and
+    single Chinese characters (marked with a leading "1", weighted down) so that "抬不起头" still
+    meets "抬头"."""
     out = {compact[i:i + 2] for i in range(len(compact) - 1)}
-    out.update(w for w in rjieba.cut(compact) if len(w) >= 2)
+    out.update(words_of(compact) if words is None else words)
     if UNIGRAM_WEIGHT:
         out.update("1" + ch for ch in compact if _is_cjk(ch))
     return out
@@ -82,10 +131,10 @@ class Matcher:
     """An index over a fixed set of articles."""
 
     def __init__(self, articles: Iterable[Article], normaliser: Normaliser,
-                 thresholds: Thresholds | None = None, shortlist: int = SHORTLIST,
+                 confidence: Confidence | None = None, shortlist: int = SHORTLIST,
                  weights: Weights | None = None) -> None:
         self.normaliser = normaliser
-        self.thresholds = thresholds or Thresholds()
+        self.confidence = confidence or Confidence()
         self.weights = weights or Weights()
         self.shortlist = shortlist
         self.articles: list[Article] = list(articles)
@@ -105,11 +154,34 @@ class Matcher:
             for t in self._vocab[-1]:
                 postings[t].append(idx)
         n = max(len(self.articles), 1)
+        # Each posting list in impact order: the articles in whose phrases the term is most often
+        # first, so that walking only its head (MAX_WALK) finds the articles it matters most to.
+        for t, ids in postings.items():
+            if len(ids) > MAX_WALK:
+                ids.sort(key=functools.partial(self._impact, term=t), reverse=True)
         self._postings = dict(postings)
+        self._heads = {t: frozenset(ids[:MAX_WALK]) for t, ids in postings.items() if len(ids) > MAX_WALK}
         self._idf = {t: self._idf_of(len(ids), t) for t, ids in postings.items()}
         self._unknown = math.log((n + 1) / 1.5) * UNKNOWN_WEIGHT_FACTOR
         self._common_df = max(8, int(n * COMMON_SHARE))
         self._weigh_phrases()
+        # The library's words (not the bigrams that straddle two words), whose pinyin is worked out
+        # here once; a question pays only for the characters of the words it does not know.
+        self._ranker = NaiveBayesRanker((a.id, p) for a, phrases in zip(self.articles, self._phrases, strict=True)
+                                        for p in phrases)
+        library_words = {w for phrases in self._phrases for p in phrases for w in rjieba.cut(p) if len(w) >= 2}
+        self._library_words = frozenset(library_words)
+        self._longest_word = max(map(len, library_words), default=2)
+        self._sounds = HomophoneIndex([*library_words, *normaliser.known_words()])
+        # Words that can say what a question is about: the library's words that are not in most of
+        # its articles (宝宝, 怎么办 are in everything and say nothing).
+        self._topic_words = frozenset(w for w in library_words
+                                      if w in self._postings and len(self._postings[w]) <= self._common_df)
+
+    def _impact(self, idx: int, *, term: str) -> float:
+        """The share of article `idx`'s phrases that use `term`."""
+        pts = self._phrase_terms[idx]
+        return sum(term in pt for pt in pts) / len(pts)
 
     def _idf_of(self, df: int, term: str = "") -> float:
         idf = math.log((len(self.articles) + 1) / (df + 0.5))
@@ -156,6 +228,7 @@ class Matcher:
             else:
                 del clone._postings[t], clone._idf[t]
         clone._weigh_phrases()
+        clone._ranker = self._ranker.without(article_id, self.normaliser.compact(question))
         return clone
 
     def _features(self, q: str, qterms: set[str], total: float, short: list[int],
@@ -166,7 +239,9 @@ class Matcher:
         # walking them cost more than everything else here while barely moving the ranking.
         words = {t for t in qterms if not t.startswith("1")}
         words_weight = total - sum(self._idf.get(t, 0.0) for t in qterms if t.startswith("1"))
-        for idx in short:
+        topic = words & self._topic_words
+        learned = self._ranker.posterior(q, [self.articles[i].id for i in short])
+        for idx, p in zip(short, learned, strict=True):
             best = process.extractOne(q, self._phrases[idx], scorer=fuzz.ratio)
             ratio = best[1] if best else 0.0
             shared: dict[int, float] = defaultdict(float)
@@ -182,6 +257,8 @@ class Matcher:
                 "dice": dice,
                 "ratio": float(ratio) / 100,
                 "keyword": float(any(k in q for k in self._keywords[idx])),
+                "topic": float(bool(topic & self._vocab[idx])),
+                "learned": p,
             }))
         return out
 
@@ -193,60 +270,120 @@ class Matcher:
             # Digits, Latin letters or emoji alone ("123123", "asdf") are no question, unless they
             # name something an article lists as a keyword ("hib", "ev71").
             hits = [i for i, kws in enumerate(self._keywords) if q and q in kws]
-            full = {"coverage": 1.0, "dice": 1.0, "ratio": 1.0, "keyword": 1.0}
+            full = {"coverage": 1.0, "dice": 1.0, "ratio": 1.0, "keyword": 1.0, "topic": 1.0, "learned": 1.0,
+                    "words_known": 1.0}
             return q, (1.0 if hits else 0.0), [(self.articles[i], full) for i in hits]
-        qterms = terms(q)
+        q, heard = self._correct(q)
+        cut = words_of(q)
+        qterms = terms(q, cut)
+        # The share of the question's words the library uses at all: "车险哪家便宜" is about 车险,
+        # which no article mentions, however well 便宜 matches.
+        words_known = sum(w in self._idf for w in cut) / len(cut) if cut else 1.0
         total = 0.0
         known = 0.0
         coverage: dict[int, float] = defaultdict(float)
         common: list[tuple[str, float]] = []
+        partial: list[tuple[str, float]] = []
         for t in qterms:
             idf = self._idf.get(t)
             if idf is None:
                 total += self._unknown * (UNIGRAM_WEIGHT if t.startswith("1") else 1.0)
                 continue
+            if heard and t in heard:
+                idf *= SOUND_ALIKE_WEIGHT
             total += idf
             known += idf
             ids = self._postings[t]
             if len(ids) > self._common_df:
                 common.append((t, idf))
                 continue
-            for idx in ids:
+            for idx in ids[:MAX_WALK]:
                 coverage[idx] += idf
+            if len(ids) > MAX_WALK:
+                partial.append((t, idf))
         if sum(idf for _, idf in common) > known / 2:
             # The common terms carry most of the question ("宝宝要打疫苗"): let them pick the
             # shortlist after all, or it would be chosen by the leftovers.
             for t, idf in common:
-                for idx in self._postings[t]:
+                for idx in self._postings[t][:MAX_WALK]:
                     coverage[idx] += idf
+            partial.extend((t, idf) for t, idf in common if t in self._heads)
             common = []
         if not coverage or total <= 0:
             return q, 0.0, []
         short = sorted(coverage, key=coverage.__getitem__, reverse=True)[: self.shortlist]
         for idx in short:
+            # What the walks left out is added exactly, for the shortlisted articles only.
             vocab = self._vocab[idx]
             coverage[idx] += sum(idf for t, idf in common if t in vocab)
-        return q, known / total, [(self.articles[i], f) for i, f in self._features(q, qterms, total, short, coverage)]
+            coverage[idx] += sum(idf for t, idf in partial if t in vocab and idx not in self._heads[t])
+        features = self._features(q, qterms, total, short, coverage)
+        for _, f in features:
+            f["words_known"] = words_known
+        return q, known / total, [(self.articles[i], f) for i, f in features]
+
+    def _correct(self, q: str) -> tuple[str, frozenset[str]]:
+        """`q` with each unknown window that sounds like a library word replaced by that word, and
+        the terms only the replacements brought in (weighted down)."""
+        fixes = [f for f in self._sounds.find(q) if q[f.start:f.end] not in self._idf
+                 and not self._cuts_a_word(q, f.start, f.end)]
+        if not fixes:
+            return q, frozenset()
+        parts: list[str] = []
+        pos = 0
+        for f in fixes:
+            parts.extend((q[pos:f.start], f.term))
+            pos = f.end
+        # A variant heard (发惹 → 发热) is then read as its canonical word (发烧), as the articles are.
+        fixed = self.normaliser.synonyms("".join(parts) + q[pos:])
+        return fixed, frozenset(terms(fixed) - terms(q))
+
+    def _cuts_a_word(self, q: str, start: int, end: int) -> bool:
+        """Whether a library word written in `q` overlaps q[start:end] without lying inside it:
+        "没有咳嗽" is no typo of 有害 (咳 is also read hāi), nor 自己量 of 计量."""
+        for i in range(max(0, start - self._longest_word + 1), end):
+            for n in range(2, self._longest_word + 1):
+                j = i + n
+                if j > len(q):
+                    break
+                if (i < start < j or i < end < j) and q[i:j] in self._library_words:
+                    return True
+        return False
 
     def score(self, features: dict[str, float], article: Article, age_months: float | None) -> float:
         w = self.weights
-        s = (w.coverage * features["coverage"] + w.dice * features["dice"] + w.ratio * features["ratio"]
-             + w.keyword * features["keyword"])
+        hand = (w.coverage * features["coverage"] + w.dice * features["dice"] + w.ratio * features["ratio"]
+                + w.keyword * features["keyword"])
+        s = (1 - w.learned) * hand + w.learned * 100 * features["learned"]
         if age_months is not None and not article.fits_age(age_months):
             s *= w.off_age
         return round(s, 1)
 
     def match(self, text: str, age_months: float | None = None) -> MatchResult:
         _, known_share, explained = self.explain(text)
-        scored = sorted((Candidate(a, self.score(f, a, age_months)) for a, f in explained),
-                        key=lambda c: c.score, reverse=True)
-        if not scored:
+        ranked = sorted(((self.score(f, a, age_months), a, f) for a, f in explained),
+                        key=lambda t: t[0], reverse=True)
+        if not ranked:
             return MatchResult((), False, known_share)
-        th = self.thresholds
-        best = scored[0].score
-        second = scored[1].score if len(scored) > 1 else 0.0
-        confident = known_share >= th.min_known and best >= th.answer and best - second >= th.margin
-        return MatchResult(tuple(scored), confident, round(known_share, 3))
+        x = confidence_features(ranked, known_share, self.weights, age_months)
+        p_best, p_choices = self.confidence.of(x)
+        cands = tuple(Candidate(a, score, bool(f["topic"])) for score, a, f in ranked)
+        return MatchResult(cands, p_best >= self.confidence.answer, round(known_share, 3),
+                           round(p_best, 3), round(p_choices, 3))
+
+
+def confidence_features(ranked: list[tuple[float, Article, dict[str, float]]], known_share: float,
+                        weights: Weights, age_months: float | None) -> tuple[float, ...]:
+    """`CONFIDENCE_FEATURES` of a ranking ((score, article, score parts), best first): scores as
+    shares of 100, the score parts of the best article."""
+    best, article, f = ranked[0]
+    second = ranked[1][0] if len(ranked) > 1 else 0.0
+    third = ranked[2][0] if len(ranked) > 2 else 0.0
+    w = weights
+    hand = w.coverage * f["coverage"] + w.dice * f["dice"] + w.ratio * f["ratio"] + w.keyword * f["keyword"]
+    fits = age_months is None or article.fits_age(age_months)
+    return (best / 100, (best - second) / 100, (second - third) / 100, known_share, f["learned"], hand / 100,
+            f["coverage"], f["ratio"], f["dice"], f["keyword"], f["topic"], float(fits), f["words_known"])
 
 
 def _by_term(pterms: list[frozenset[str]]) -> dict[str, list[int]]:

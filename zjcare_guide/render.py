@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .content import Library
 
 REQUIRED_TEMPLATES = ("welcome", "help", "greeting", "answer", "choices", "urgent", "fallback",
-                      "out_of_scope", "topics", "topic_articles", "disclaimer", "expired", "bad_input",
+                      "out_of_scope", "english", "topics", "topic_articles", "disclaimer", "expired", "bad_input",
                       "error", "age_set", "ask_prompt", "coming_soon", "child", "admin_only", "reload_ok",
                       "reload_failed")
 LABELS_FILE = "labels.yaml"
@@ -29,6 +29,12 @@ REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topi
                    "menu_child", "menu_help", "already_rated", "command_start", "command_help",
                    "command_topics", "command_age")
 
+# Telegram HTML allows only a handful of tags and no raw angle brackets; article bodies are a small
+# Markdown subset that the transports render, so these characters never belong in a body.
+FORBIDDEN_BODY = re.compile(r"[<>]|^#{1,6}\s|^\s*\|", re.MULTILINE)
+# `[[name]]` in an article body stands for content/snippets/name.md: advice many articles share (the
+# fever threshold for young infants, the hotlines) is written once, so a correction reaches them all.
+SNIPPET_RE = re.compile(r"\[\[([a-z0-9-]+)\]\]")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 _SAMPLE_ARTICLE = Article(
@@ -57,13 +63,16 @@ class Renderer:
 
     def __init__(self, templates_dir: Path) -> None:
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(templates_dir)),
+            loader=jinja2.FileSystemLoader(str(templates_dir), encoding="utf-8-sig"),
             undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
             keep_trailing_newline=False,
         )
         labels_path = templates_dir / LABELS_FILE
-        data = yaml.safe_load(labels_path.read_text(encoding="utf-8")) if labels_path.exists() else {}
+        data = yaml.safe_load(labels_path.read_text(encoding="utf-8-sig")) if labels_path.exists() else {}
         self.labels: dict[str, str] = {str(k): str(v) for k, v in (data or {}).items()}
+        # The shared snippets (content/snippets/) the articles use, for templates too: the hotline
+        # is named in one place.
+        self.env.globals["snippets"] = load_snippets(templates_dir.parent / "snippets", [])
 
     def render(self, name: str, **context: Any) -> str:
         template = self.env.get_template(f"{name}.j2")
@@ -73,6 +82,38 @@ class Renderer:
 
     def label(self, key: str, **context: Any) -> str:
         return self.labels[key].format(**context) if context else self.labels[key]
+
+
+def fill_snippets(body: str, snippets: dict[str, str], path: Path, first_line: int,
+                   problems: list[Problem]) -> str:
+    """The body with each `[[name]]` replaced by its snippet; an unknown name is reported at its line."""
+    def fill(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in snippets:
+            line = first_line + body.count("\n", 0, m.start())
+            known = ", ".join(sorted(snippets)) or "none"
+            problems.append(Problem(path, line, f"unknown snippet '[[{name}]]' (snippets/: {known})"))
+            return m.group(0)
+        return snippets[name]
+    return SNIPPET_RE.sub(fill, body)
+
+
+def load_snippets(directory: Path, problems: list[Problem]) -> dict[str, str]:
+    """content/snippets/*.md as name → text (a missing directory is no snippets)."""
+    out: dict[str, str] = {}
+    for path in sorted(directory.glob("*.md")) if directory.is_dir() else []:
+        try:
+            text = path.read_text(encoding="utf-8-sig").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(path, 1, f"cannot read file: {exc}"))
+            continue
+        if not text:
+            problems.append(Problem(path, 1, "the snippet is empty"))
+        elif SNIPPET_RE.search(text) or FORBIDDEN_BODY.search(text):
+            problems.append(Problem(path, 1, "a snippet may use only paragraphs, '- ' lists and **bold**, "
+                                             "and no other snippet"))
+        out[path.stem] = text
+    return out
 
 
 def check_templates(library: Library) -> list[Problem]:

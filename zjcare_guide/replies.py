@@ -84,4 +84,6 @@ class Session:
     last_question: str | None = None
     last_article: str | None = None
     last_choices: list[str] = field(default_factory=list)
+    # The runners-up to the last question, best first: offered after a 👎 on its answer.
+    last_others: list[str] = field(default_factory=list)
     rated: set[str] = field(default_factory=set)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 
 import opencc
 
@@ -107,9 +106,18 @@ def sanitize(text: str) -> str:
     return "".join(out)
 
 
-@lru_cache(maxsize=4096)
+class Cleaned(str):
+    """Text `clean` has already read. A message is cleaned once and then read by triage, the scope
+    check and matching in turn: cleaning it again costs nothing."""
+
+    __slots__ = ()
+
+
 def clean(text: str) -> str:
-    """Width-fold, simplify, lower-case and turn numerals into digits; keeps punctuation."""
+    """Width-fold, simplify, lower-case and turn numerals into digits; keeps punctuation.
+    Idempotent; a `Cleaned` text is returned as it is."""
+    if isinstance(text, Cleaned):
+        return text
     t = unicodedata.normalize("NFKC", sanitize(text))
     t = _T2S.convert(t).lower()
     t = t.replace("°c", "度").replace("℃", "度").replace("°", "度")
@@ -121,7 +129,7 @@ def clean(text: str) -> str:
     t = re.sub(r"(?<!\d)(3[4-9]|4[0-2])点(\d)(?!\d)", r"\1.\2", t)
     t = re.sub(r"半岁", "6个月", t)
     t = re.sub(r"(\d+)\s*个?\s*半月", lambda m: f"{m.group(1)}.5个月", t)
-    return t
+    return Cleaned(t)
 
 
 def clause_spans(text: str) -> list[tuple[int, int]]:
@@ -163,10 +171,51 @@ def strip_punct(text: str) -> str:
     return _STRIP.sub("", text).replace("_", "")
 
 
+# "没有抽搐，就是有点低烧": a denied clause followed by one that says what it is instead. The denied
+# symptom is not the question, so it is left out of matching (triage reads the whole message).
+_DENIAL = re.compile(r"(?:宝宝|孩子|娃|他|她)?(?:也|并|倒|都)?(?:没有|没|不是|无)")
+_BREAK_CHARS = ",，。!！?？;；:：、 \n\r\t~～…."
+_INSTEAD = re.compile(r"(?:就是|只是|但是|可是|不过|而是|就|但|只)")
+
+
+def drop_denied(text: str) -> str:
+    """A cleaned message without the clauses that deny something when the next clause says what is
+    the matter instead ("没有抽搐，就是有点低烧" → "有点低烧"); otherwise unchanged."""
+    spans = clause_spans(text)
+    # The contrast word may be the clause break itself (但是) or begin the next clause (就是); a run
+    # of denials before it goes together ("没有咳嗽 没有流鼻涕 就是发烧").
+    drop: list[int] = []
+    for i in range(len(spans) - 2, -1, -1):
+        a, b = spans[i]
+        if not _DENIAL.match(text, a):
+            continue
+        if _INSTEAD.match(text[b:spans[i + 1][1]].lstrip(_BREAK_CHARS)) or (i + 1) in drop:
+            drop.insert(0, i)
+    if not drop:
+        return text
+    out, pos = [], 0
+    for i in drop:
+        out.append(text[pos:spans[i][0]])
+        pos = spans[i][1]
+        if i + 1 not in drop:
+            # The contrast word goes too: what is left is what the parent asks about.
+            rest = text[pos:].lstrip(_BREAK_CHARS)
+            m = _INSTEAD.match(rest)
+            pos = len(text) - len(rest) + (m.end() if m else 0)
+    return "".join(out) + text[pos:]
+
+
 class Normaliser:
     """Applies the content's synonyms and filler list on top of `clean`."""
 
-    def __init__(self, synonyms: Mapping[str, Iterable[str]], fillers: Iterable[str] = ()) -> None:
+    def __init__(self, synonyms: Mapping[str, Iterable[str]], fillers: Iterable[str] = (),
+                 spellings: Mapping[str, str] | None = None) -> None:
+        """`spellings`: dialect spelling → standard word (content/danger_signs.yaml), read first so
+        that 困觉, 汏浴 and 嬉 meet the articles' 睡觉, 洗澡 and 玩."""
+        spell = {strip_punct(clean(k)): clean(v) for k, v in (spellings or {}).items() if strip_punct(clean(k))}
+        self._spellings = spell
+        self._spell = (re.compile("|".join(re.escape(k) for k in sorted(spell, key=len, reverse=True)))
+                       if spell else None)
         mapping: dict[str, str] = {}
         for canonical, variants in synonyms.items():
             for v in variants:
@@ -183,14 +232,21 @@ class Normaliser:
         fills = sorted({clean(f) for f in fillers if f}, key=len, reverse=True)
         self._fill = re.compile("|".join(re.escape(f) for f in fills)) if fills else None
 
+    def known_words(self) -> set[str]:
+        """Every word the synonym and spelling lists name, variants and standard words alike."""
+        return {*self._mapping, *self._mapping.values(), *self._spellings, *self._spellings.values()}
+
     def synonyms(self, text: str) -> str:
+        """Dialect spellings, then synonyms, read as the standard word."""
+        if self._spell is not None:
+            text = self._spell.sub(lambda m: self._spellings[m.group()], text)
         if self._syn is None:
             return text
         return self._syn.sub(lambda m: self._mapping[m.group()], text)
 
     def compact(self, text: str) -> str:
         """The matching form of a message: cleaned, synonym-folded, without punctuation or filler."""
-        t = strip_punct(clean(text))
+        t = strip_punct(drop_denied(clean(text)))
         t = _AGE.sub("", self.synonyms(t))
         if self._fill is not None:
             # Folding again after the filler is gone turns "打什么针" (→ "打针") into "打疫苗".

@@ -49,6 +49,10 @@ _BREATHS = re.compile(
 _COMPLETION = re.compile(r"^(?:下去|进去|下来|起来|出来|以后|之后|后|下)")
 # The experienced aspect right after a sign ("抽过", "噎住过一次") puts it in the past; 过来/过去/过气
 # are other words.
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+# The learned model was trained on Chinese messages; with fewer Chinese characters than this it has
+# nothing to go on and is not asked.
+MODEL_MIN_HAN = 2
 _EXPERIENCED = re.compile(r"[^\s过]{0,2}过(?![来去气敏头度])")
 
 
@@ -328,7 +332,7 @@ class Triage:
         negated_before = False
         for ci, (start, end) in enumerate(r.clauses):
             # "不是抽筋 是打嗝 肚子一抽一抽的": what follows a denied sign explains it away.
-            explained = negated_before and r.corrected.startswith(self._contrast, start)
+            explained = negated_before and r.text.startswith(self._contrast, start)
             negated_before = False
             for text in texts:
                 clause = text[start:end]
@@ -388,6 +392,8 @@ class Triage:
         """The learned model's finding where the rules found none (danger_model.py), unless the sign it
         names is `vetoed`, is for younger children, or the message is about someone else."""
         assert self.model is not None
+        if len(_HAN.findall(r.text)) < MODEL_MIN_HAN:
+            return None  # it learned from Chinese: "hello thanks" gives it nothing to read
         if self._subjects is not None:
             named = [m.group() for m in self._subjects.finditer(r.text)]
             if named and all(n in self._others for n in named):

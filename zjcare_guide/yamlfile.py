@@ -15,8 +15,11 @@ LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def load_yaml(path: Path, problems: list[Problem]) -> tuple[Any, yaml.Node | None]:
     """The data and the node tree of one file; (None, None) with a problem when it cannot be read."""
+    if not path.exists():
+        problems.append(Problem(path, 1, "file is missing"))
+        return None, None
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(Problem(path, 1, f"cannot read file: {exc}"))
         return None, None
