@@ -18,11 +18,11 @@ def run(*args: str, input: str | None = None, env: dict[str, str] | None = None)
 
 
 def test_ask_json_answer() -> None:
-    code, out = run("ask", "8个月宝宝辅食怎么加", "--age-months", "8", "--json")
+    code, out = run("ask", "8个月宝宝湿疹怎么护理", "--age-months", "8", "--json")
     assert code == 0
     data = json.loads(out)
     assert data["kind"] == "answer"
-    assert data["articles"][0]["id"].startswith("complementary-food")
+    assert data["articles"][0]["id"] == "eczema"
     assert set(data["articles"][0]) == {"id", "title", "topic", "score"}
     assert data["text"].startswith(data["articles"][0]["title"])
 

@@ -42,6 +42,7 @@ class Scope:
     caregiver_verbs: tuple[str, ...]
     company_words: tuple[str, ...]
     child_pronouns: tuple[str, ...]
+    older_child_words: tuple[str, ...]
     adult_subjects: tuple[str, ...]
     child_words: tuple[str, ...]
     animals: tuple[str, ...]
@@ -299,8 +300,8 @@ def _load_scope(path: Path, problems: list[Problem]) -> Scope:
     data, node = load_yaml(path, problems)
     lists: dict[str, list[str]] = {}
     keys = ("greeting_fillers", "mother_words", "mother_child_words", "caregiver_verbs", "company_words",
-            "child_pronouns", "adult_subjects", "child_words", "animals", "animal_contact", "child_persons",
-            "self_words", "question_markers")
+            "child_pronouns", "older_child_words", "adult_subjects", "child_words",
+            "animals", "animal_contact", "child_persons", "self_words", "question_markers")
     for key in ("greetings", *keys):
         value = str_list(data.get(key)) if isinstance(data, dict) else None
         if not value:

@@ -20,6 +20,8 @@ MAX_CHOICES = 3
 # The service is for children under 3 (the seed); older children are answered only where an article
 # is written for their age (check-ups and vaccinations run to 6 years).
 SERVED_MONTHS = 36
+# How many characters besides greeting words a greeting may have ("谢谢你 帮了大忙了").
+GREETING_REST = 8
 # Words of an English message: "don't", "check-up" and "pcv13" are one word each.
 ENGLISH_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 
@@ -62,12 +64,15 @@ class Guide:
         self._self = words(scope.self_words)
         self._mother, self._mother_child = words(scope.mother_words), words(scope.mother_child_words)
         self._pronouns = words(scope.child_pronouns)
+        self._older = words(scope.older_child_words)
+        me = "|".join(map(re.escape, self._self))
+        self._self_re = re.compile(f"(?:^|[\\s,，。.!！?？;；、])(?:{me})") if me else None
         alt = "|".join(map(re.escape, sorted(self._adult, key=len, reverse=True)))
         verbs = "|".join(map(re.escape, sorted(words(scope.caregiver_verbs), key=len, reverse=True)))
         company = "|".join(map(re.escape, sorted(words(scope.company_words), key=len, reverse=True)))
         # An adult who cares for the child or keeps it company is no subject of the question.
-        self._caregiver = re.compile(f"(?:{company})(?:{alt})|(?:{alt})(?:{verbs})") if alt and verbs and company \
-            else None
+        self._caregiver = re.compile(f"(?:{company})(?:{alt})|(?:{alt})[一就也又还]?(?:{verbs})") \
+            if alt and verbs and company else None
         english = library.english
         self._english_longest = max((len(k.split()) for k in english), default=0)
 
@@ -84,7 +89,17 @@ class Guide:
         t = strip_punct(clean(text))
         if not t:
             return any(unicodedata.category(ch) == "So" for ch in text)
-        return bool(self._greeting_core.search(t)) and not self._greeting_re.sub("", t).strip()
+        core = [m.group() for m in self._greeting_core.finditer(t)]
+        if not core:
+            return False
+        rest = self._greeting_re.sub("", t).strip()
+        if not rest:
+            return True
+        # A few words more that the library does not use are still a greeting ("谢谢你 帮了大忙了",
+        # "thanks a lot"); a word it uses makes it a question ("谢谢 那打疫苗要注意啥"). A one-character
+        # greeting (早, 好) inside other words is no greeting at all ("早产儿").
+        return any(len(c) >= 2 for c in core) and len(rest) <= GREETING_REST \
+            and not self.matcher.mentions_known(rest)
 
     def scope_of(self, text: str) -> str:
         """"" for a question about a young child; "mother" for the mother's own health; "adult" for an
@@ -94,6 +109,8 @@ class Guide:
         if any(w in t for w in self._mother) and not any(w in t for w in self._mother_child):
             return "mother"
         child = any(w in t for w in self._child)
+        if any(w in t for w in self._older):
+            return "adult"  # "读二年级的儿子个子矮": a schoolchild, older than the service is for
         subjects = self._caregiver.sub("", t) if self._caregiver is not None else t
         if any(w in subjects for w in self._adult) and not child:
             return "adult"  # "老公被狗咬了": an adult, even with a bite
@@ -104,7 +121,8 @@ class Guide:
         t = t.replace("我们家", "").replace("我家", "")
         if any(w in t for w in self._pronouns):
             return ""  # "我想问问…伊精神还可以": the writer asks about the child
-        return "adult" if any(w in t for w in self._self) else ""
+        # The writer as the subject: a clause that starts with 我 ("我最近头疼"), not "奶奶叫我去买".
+        return "adult" if self._self_re is not None and self._self_re.search(clean(text)) else ""
 
     def from_english(self, text: str) -> str | None:
         """For a message written mostly in English, the Chinese words of its terms in content/english.yaml

@@ -67,14 +67,14 @@ class Confidence:
     scripts/tune_matching.py on the development question sets (docs/matching.md has the figures);
     the hand-set cut-offs they replace generalised worse to wording nobody tuned for."""
 
-    answer_coef: tuple[float, ...] = (1.501, 2.069, 0.292, 1.504, 2.531, 0.348, 0.072, 1.075, -0.42, 0.767,
-                                      0.727, 0.795, 1.969)
-    answer_intercept: float = -6.752
-    choices_coef: tuple[float, ...] = (1.719, 0.307, 0.98, 1.958, 2.352, 1.005, 1.528, 1.097, -0.219, 0.315,
-                                       0.987, 0.107, 2.56)
-    choices_intercept: float = -6.991
+    answer_coef: tuple[float, ...] = (1.364, 2.94, 0.177, 2.015, 2.471, 0.083, -0.116, 1.073, -1.377, 0.888,
+                                      0.597, 1.034, 1.952)
+    answer_intercept: float = -6.885
+    choices_coef: tuple[float, ...] = (1.573, 0.713, 1.135, 2.459, 2.311, 0.732, 1.348, 0.786, -0.837, 0.575,
+                                       0.893, 0.299, 2.469)
+    choices_intercept: float = -7.002
     # Answer outright from this chance that the best article is right…
-    answer: float = 0.6
+    answer: float = 0.65
     # …otherwise offer the first few when a right one is among them with at least this chance.
     choices: float = 0.3
     # Choices are the candidates within this many points of the best (at least two).
@@ -321,6 +321,12 @@ class Matcher:
         for _, f in features:
             f["words_known"] = words_known
         return q, known / total, [(self.articles[i], f) for i, f in features]
+
+    def mentions_known(self, text: str) -> bool:
+        """Whether `text` uses any word the library's phrases use."""
+        q = self.normaliser.compact(text)
+        return any(w in self._idf for w in words_of(q)) or any(q[i:i + 2] in self._library_words
+                                                               for i in range(len(q) - 1))
 
     def _correct(self, q: str) -> tuple[str, frozenset[str]]:
         """`q` with each unknown window that sounds like a library word replaced by that word, and
