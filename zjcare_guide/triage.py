@@ -142,6 +142,7 @@ class Triage:
         them, or cuts through one, is a real word and no typo."""
         self.rules = rules
         self.model = model
+        self._unless_res: dict[tuple[str, ...], re.Pattern[str]] = {}
         self._vocabulary = vocabulary
         self._by_id: dict[str, DangerSign | MeasuredSign] = {s.id: s for s in rules.signs}
         self._by_id.update({rules.fever.id: rules.fever, rules.breathing.id: rules.breathing})
@@ -351,10 +352,14 @@ class Triage:
     def _excepted(self, r: Reading, words: tuple[str, ...]) -> bool:
         """One of a sign's `unless` words is in the message, and not as a comparison: "像吃过桑葚一样"
         says the lips look as if, not that the child ate mulberries."""
-        for w in words:
-            for m in re.finditer(re.escape(w), r.corrected):
-                if not (self._comparison and self._comparison.search(r.text, max(0, m.start() - 4), m.start())):
-                    return True
+        if not words:
+            return False
+        pattern = self._unless_res.get(words)
+        if pattern is None:  # compiled once per sign's list, not per message
+            pattern = self._unless_res[words] = re.compile("|".join(map(re.escape, words)))
+        for m in pattern.finditer(r.corrected):
+            if not (self._comparison and self._comparison.search(r.text, max(0, m.start() - 4), m.start())):
+                return True
         return False
 
     def _present_in(self, clause: str) -> bool:
