@@ -30,7 +30,8 @@ from zjcare_guide.guide import MAX_CHOICES, Guide  # noqa: E402
 from zjcare_guide.matching import confidence_features  # noqa: E402
 
 DEV_SETS = [ROOT / "tests" / "golden" / n for n in ("questions.yaml", "questions_blind.yaml",
-                                                     "questions_held_out_a.yaml", "questions_held_out_b.yaml")]
+                                                     "questions_held_out_a.yaml", "questions_held_out_b.yaml",
+                                                     "questions_held_out_c.yaml")]
 OUT_OF_SCOPE_BUDGET = 0.045
 CHOICES_CUT = 0.3
 
@@ -58,7 +59,7 @@ def rows(guide: Guide) -> tuple[list[tuple[tuple[float, ...], bool, bool, bool]]
                 if not ranked:
                     continue
                 ids = [a.id for _, a, _ in ranked[:MAX_CHOICES]]
-                out.append((confidence_features(ranked, known, m.weights, age), ids[0] in expect,
+                out.append((confidence_features(ranked, known, m.weights, age, text is not None), ids[0] in expect,
                             bool(set(ids) & expect), group == "in_scope"))
     return out, totals["in_scope"], totals["out_of_scope"]
 

@@ -130,7 +130,9 @@ class Guide:
         lower = clean(text)
         words = ENGLISH_WORD.findall(lower)
         han = sum(1 for ch in lower if "\u4e00" <= ch <= "\u9fff")
-        if len(words) < 2 or sum(map(len, words)) <= han:
+        # Letters, not digits, make a message English: "D3一天吃400还是800" is Chinese.
+        letters = sum(ch.isascii() and ch.isalpha() for ch in lower)
+        if sum(any(ch.isalpha() for ch in w) for w in words) < 2 or letters <= han:
             return None
         out: list[str] = []
         about = False
@@ -167,7 +169,8 @@ class Guide:
             scope = self.scope_of(english) if english else ""
             if scope:
                 return Outcome("fallback", triage=triage, scope=scope, question=question)
-            outcome = self.outcome_for(self.matcher.match(english, triage.age_months), triage) if english else None
+            outcome = self.outcome_for(self.matcher.match(english, triage.age_months, translated=True), triage) \
+                if english else None
             if outcome is None or outcome.kind == "fallback":
                 return Outcome("fallback", triage=triage, scope="english", question=question)
             return replace(outcome, question=question)

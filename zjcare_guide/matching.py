@@ -57,7 +57,7 @@ class Weights:
 
 # The figures of a match the confidence model reads, in this order (`confidence_features`).
 CONFIDENCE_FEATURES = ("best", "margin", "next_margin", "known", "learned", "hand", "coverage", "ratio", "dice",
-                       "keyword", "topic", "fits_age", "words_known")
+                       "keyword", "topic", "fits_age", "words_known", "translated")
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,12 @@ class Confidence:
     scripts/tune_matching.py on the development question sets (docs/matching.md has the figures);
     the hand-set cut-offs they replace generalised worse to wording nobody tuned for."""
 
-    answer_coef: tuple[float, ...] = (1.364, 2.94, 0.177, 2.015, 2.471, 0.083, -0.116, 1.073, -1.377, 0.888,
-                                      0.597, 1.034, 1.952)
-    answer_intercept: float = -6.885
-    choices_coef: tuple[float, ...] = (1.573, 0.713, 1.135, 2.459, 2.311, 0.732, 1.348, 0.786, -0.837, 0.575,
-                                       0.893, 0.299, 2.469)
-    choices_intercept: float = -7.002
+    answer_coef: tuple[float, ...] = (1.449, 2.829, 0.378, 2.004, 2.546, 0.086, -0.074, 1.304, -1.846, 0.975,
+                                      0.496, 1.531, 2.053, -1.849)
+    answer_intercept: float = -7.365
+    choices_coef: tuple[float, ...] = (1.685, 0.608, 1.328, 2.53, 2.563, 0.603, 1.13, 1.011, -1.451, 0.809,
+                                       0.703, 0.745, 2.604, -2.088)
+    choices_intercept: float = -7.399
     # Answer outright from this chance that the best article is right…
     answer: float = 0.65
     # …otherwise offer the first few when a right one is among them with at least this chance.
@@ -365,13 +365,15 @@ class Matcher:
             s *= w.off_age
         return round(s, 1)
 
-    def match(self, text: str, age_months: float | None = None) -> MatchResult:
+    def match(self, text: str, age_months: float | None = None, translated: bool = False) -> MatchResult:
+        """`translated`: `text` is the Chinese terms of an English message (less sure than a question
+        written in Chinese; the confidence model knows it)."""
         _, known_share, explained = self.explain(text)
         ranked = sorted(((self.score(f, a, age_months), a, f) for a, f in explained),
                         key=lambda t: t[0], reverse=True)
         if not ranked:
             return MatchResult((), False, known_share)
-        x = confidence_features(ranked, known_share, self.weights, age_months)
+        x = confidence_features(ranked, known_share, self.weights, age_months, translated)
         p_best, p_choices = self.confidence.of(x)
         cands = tuple(Candidate(a, score, bool(f["topic"])) for score, a, f in ranked)
         return MatchResult(cands, p_best >= self.confidence.answer, round(known_share, 3),
@@ -379,7 +381,7 @@ class Matcher:
 
 
 def confidence_features(ranked: list[tuple[float, Article, dict[str, float]]], known_share: float,
-                        weights: Weights, age_months: float | None) -> tuple[float, ...]:
+                        weights: Weights, age_months: float | None, translated: bool = False) -> tuple[float, ...]:
     """`CONFIDENCE_FEATURES` of a ranking ((score, article, score parts), best first): scores as
     shares of 100, the score parts of the best article."""
     best, article, f = ranked[0]
@@ -389,7 +391,8 @@ def confidence_features(ranked: list[tuple[float, Article, dict[str, float]]], k
     hand = w.coverage * f["coverage"] + w.dice * f["dice"] + w.ratio * f["ratio"] + w.keyword * f["keyword"]
     fits = age_months is None or article.fits_age(age_months)
     return (best / 100, (best - second) / 100, (second - third) / 100, known_share, f["learned"], hand / 100,
-            f["coverage"], f["ratio"], f["dice"], f["keyword"], f["topic"], float(fits), f["words_known"])
+            f["coverage"], f["ratio"], f["dice"], f["keyword"], f["topic"], float(fits), f["words_known"],
+            float(translated))
 
 
 def _by_term(pterms: list[frozenset[str]]) -> dict[str, list[int]]:
