@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -139,16 +140,14 @@ class Matcher:
         self.shortlist = shortlist
         self.articles: list[Article] = list(articles)
         self._phrases: list[list[str]] = []
-        self._phrase_terms: list[list[frozenset[str]]] = []
         self._vocab: list[frozenset[str]] = []
-        self._term_phrases: list[dict[str, list[int]]] = []
+        self._term_phrases: list[dict[str, tuple[int, ...]]] = []
         self._keywords: list[list[str]] = []
         postings: dict[str, list[int]] = defaultdict(list)
         for idx, article in enumerate(self.articles):
             phrases, keywords, pterms = self._index_article(article)
             self._phrases.append(phrases)
             self._keywords.append(keywords)
-            self._phrase_terms.append(pterms)
             self._vocab.append(frozenset().union(*pterms))
             self._term_phrases.append(_by_term(pterms))
             for t in self._vocab[-1]:
@@ -164,6 +163,12 @@ class Matcher:
         self._idf = {t: self._idf_of(len(ids), t) for t, ids in postings.items()}
         self._unknown = math.log((n + 1) / 1.5) * UNKNOWN_WEIGHT_FACTOR
         self._common_df = max(8, int(n * COMMON_SHARE))
+        # Keyword → articles, for a question that is only a keyword in Latin letters ("hib").
+        by_keyword: dict[str, list[int]] = defaultdict(list)
+        for idx, kws in enumerate(self._keywords):
+            for k in dict.fromkeys(kws):
+                by_keyword[k].append(idx)
+        self._by_keyword = dict(by_keyword)
         self._weigh_phrases()
         # The library's words (not the bigrams that straddle two words), whose pinyin is worked out
         # here once; a question pays only for the characters of the words it does not know.
@@ -180,8 +185,9 @@ class Matcher:
 
     def _impact(self, idx: int, *, term: str) -> float:
         """The share of article `idx`'s phrases that use `term`."""
-        pts = self._phrase_terms[idx]
-        return sum(term in pt for pt in pts) / len(pts)
+        text = term[1:] if term.startswith("1") else term
+        phrases = self._phrases[idx]
+        return sum(text in p for p in phrases) / len(phrases)
 
     def _idf_of(self, df: int, term: str = "") -> float:
         idf = math.log((len(self.articles) + 1) / (df + 0.5))
@@ -191,11 +197,18 @@ class Matcher:
         norm = self.normaliser.compact
         keywords = [norm(k) for k in article.keywords]
         phrases = [p for p in dict.fromkeys([norm(article.title), *map(norm, article.questions), *keywords]) if p]
-        return phrases, [k for k in keywords if len(k) >= 2], [frozenset(terms(p)) for p in phrases]
+        # Interned: a term shared by many phrases and articles is stored once.
+        return phrases, [k for k in keywords if len(k) >= 2], [frozenset(map(sys.intern, terms(p))) for p in phrases]
 
     def _weigh_phrases(self) -> None:
-        self._word_weight = [[sum(self._idf[t] for t in pt if not t.startswith("1")) for pt in pts]
-                             for pts in self._phrase_terms]
+        """Each phrase's weight: the IDF of its (multi-character) terms."""
+        self._word_weight = []
+        for phrases, by_term in zip(self._phrases, self._term_phrases, strict=True):
+            weights = [0.0] * len(phrases)
+            for t, pis in by_term.items():
+                for pi in pis:
+                    weights[pi] += self._idf[t]
+            self._word_weight.append(weights)
 
     def without(self, article_id: str, question: str) -> Matcher:
         """A copy whose article `article_id` lacks `question`, for the leave-one-out self-test.
@@ -212,8 +225,6 @@ class Matcher:
         clone._phrases[idx] = phrases
         clone._keywords = list(self._keywords)
         clone._keywords[idx] = keywords
-        clone._phrase_terms = list(self._phrase_terms)
-        clone._phrase_terms[idx] = pterms
         clone._vocab = list(self._vocab)
         clone._vocab[idx] = frozenset().union(*pterms)
         clone._term_phrases = list(self._term_phrases)
@@ -269,7 +280,7 @@ class Matcher:
         if not q or not any(_is_cjk(ch) for ch in q):
             # Digits, Latin letters or emoji alone ("123123", "asdf") are no question, unless they
             # name something an article lists as a keyword ("hib", "ev71").
-            hits = [i for i, kws in enumerate(self._keywords) if q and q in kws]
+            hits = self._by_keyword.get(q, []) if q else []
             full = {"coverage": 1.0, "dice": 1.0, "ratio": 1.0, "keyword": 1.0, "topic": 1.0, "learned": 1.0,
                     "words_known": 1.0}
             return q, (1.0 if hits else 0.0), [(self.articles[i], full) for i in hits]
@@ -395,14 +406,14 @@ def confidence_features(ranked: list[tuple[float, Article, dict[str, float]]], k
             float(translated))
 
 
-def _by_term(pterms: list[frozenset[str]]) -> dict[str, list[int]]:
+def _by_term(pterms: list[frozenset[str]]) -> dict[str, tuple[int, ...]]:
     """Which phrases of an article use each (multi-character) term."""
     out: dict[str, list[int]] = defaultdict(list)
     for pi, pt in enumerate(pterms):
         for t in pt:
             if not t.startswith("1"):
                 out[t].append(pi)
-    return dict(out)
+    return {t: tuple(v) for t, v in out.items()}  # tuples: half the memory of lists here
 
 
 def _is_cjk(ch: str) -> bool:

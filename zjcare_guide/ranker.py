@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -39,20 +40,27 @@ class NaiveBayesRanker:
             df.update(g.keys())
         n = len(docs)
         # Smoothed IDF as scikit-learn computes it: ln((1 + n) / (1 + df)) + 1.
-        self._idf = {t: math.log((1 + n) / (1 + d)) + 1.0 for t, d in df.items()}
-        self._counts: dict[str, dict[str, float]] = defaultdict(dict)
+        self._idf = {sys.intern(t): math.log((1 + n) / (1 + d)) + 1.0 for t, d in df.items()}
+        counts: dict[str, dict[str, float]] = defaultdict(dict)
         self._totals: dict[str, float] = defaultdict(float)
         for cls, g in docs:
-            self._add(cls, self._vector(g), 1.0)
-        self._counts = dict(self._counts)
-        # Log-probabilities are worked out here, once per class and n-gram, not per question.
-        self._logp = {cls: self._log_probs(cls) for cls in self._counts}
+            self._add(counts, cls, self._vector(g), 1.0)
+        # Only the log-probabilities are kept, worked out here once per class and n-gram rather
+        # than per question (the counts would double the memory; `without` recovers them).
+        self._logp = {cls: self._log_probs(cls, c) for cls, c in counts.items()}
 
-    def _log_probs(self, cls: str) -> tuple[dict[str, float], float]:
+    def _log_probs(self, cls: str, counts: dict[str, float]) -> tuple[dict[str, float], float]:
         """(log P(n-gram | cls) for the n-grams seen in `cls`, the same for any other n-gram)."""
         denom = math.log(self._totals[cls] + ALPHA * len(self._idf))
-        counts = self._counts[cls]
-        return {t: math.log(max(c, 0.0) + ALPHA) - denom for t, c in counts.items()}, math.log(ALPHA) - denom
+        # Interned: the same n-gram in a thousand articles is one string, not a thousand.
+        return ({sys.intern(t): math.log(max(c, 0.0) + ALPHA) - denom for t, c in counts.items()},
+                math.log(ALPHA) - denom)
+
+    def _counts_of(self, cls: str) -> dict[str, float]:
+        """The TF-IDF mass of each n-gram in `cls`, recovered from its log-probabilities."""
+        logp, _ = self._logp[cls]
+        denom = math.log(self._totals[cls] + ALPHA * len(self._idf))
+        return {t: math.exp(lp + denom) - ALPHA for t, lp in logp.items()}
 
     def _vector(self, g: Counter[str]) -> dict[str, float]:
         """Sublinear TF × IDF, L2-normalised; n-grams never seen in training are dropped."""
@@ -60,22 +68,21 @@ class NaiveBayesRanker:
         norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
         return {t: x / norm for t, x in v.items()}
 
-    def _add(self, cls: str, vec: dict[str, float], sign: float) -> None:
-        counts = self._counts[cls]
+    def _add(self, counts: dict[str, dict[str, float]], cls: str, vec: dict[str, float], sign: float) -> None:
+        mine = counts[cls]
         for t, x in vec.items():
-            counts[t] = counts.get(t, 0.0) + sign * x
+            mine[t] = mine.get(t, 0.0) + sign * x
         self._totals[cls] += sign * sum(vec.values())
 
     def without(self, cls: str, text: str) -> NaiveBayesRanker:
         """A copy that never saw `text` as an example of `cls` (for the leave-one-out self-test;
         the IDF is kept, a negligible difference)."""
         clone = copy.copy(self)
-        clone._counts = dict(self._counts)
-        clone._counts[cls] = dict(self._counts[cls])
+        counts = {cls: self._counts_of(cls)}
         clone._totals = dict(self._totals)
-        clone._add(cls, self._vector(grams(text)), -1.0)
+        clone._add(counts, cls, self._vector(grams(text)), -1.0)
         clone._logp = dict(self._logp)
-        clone._logp[cls] = clone._log_probs(cls)
+        clone._logp[cls] = clone._log_probs(cls, counts[cls])
         return clone
 
     def log_scores(self, text: str, classes: Sequence[str]) -> list[float]:
