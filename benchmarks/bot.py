@@ -3,7 +3,7 @@ the same process and run, both with an offline request (no network).
 
     python benchmarks/bot.py [--updates 2000]
 
-Target (issue #3): ≤ 1.5× the echo cost with the shipped content.
+Target (issue #7): ≤ 2.5× the echo cost with the shipped content (issue #3 had asked 1.5×).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from telegram.ext import ApplicationBuilder, ContextTypes, Defaults, MessageHand
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.app import build_application
+from bot.heap import settle_heap
 from bot.telegram_html import keyboard, split_html
 from tests.fakes import RecordingRequest, message
 from zjcare_guide.config import Config
@@ -77,6 +78,7 @@ async def main() -> None:
         config = Config(token="1:BENCH", api_base_url=None, db_path=Path(tmp) / "b.db",
                         content_dir=DEFAULT_CONTENT_DIR)
         holder = GuideHolder(Guide.from_dir(DEFAULT_CONTENT_DIR, dt.date.today()))
+        settle_heap()  # as `zjcare-guide run` does once the library is loaded
         # No rate limiter on either side: it deliberately waits (30 messages/s) and would measure
         # Telegram's flood limits, not the work per update.
         ours = build_application(config, holder, Store.open(config.db_path), request=RecordingRequest(validate=False),
@@ -97,7 +99,7 @@ async def main() -> None:
     print(f"echo bot                   {e:8.1f} µs/update")
     print(f"PTB sending one article    {f:8.1f} µs/update  ({f / e:.2f}× echo: HTML text + 5 buttons, no logic)")
     print(f"zjcare-guide               {o:8.1f} µs/update  (triage, matching, rendering, HTML)")
-    print(f"ratio                      {o / e:8.2f}× the echo cost (target ≤ 1.5×)")
+    print(f"ratio                      {o / e:8.2f}× the echo cost (target ≤ 2.5×)")
 
 
 if __name__ == "__main__":

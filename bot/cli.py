@@ -18,6 +18,7 @@ from zjcare_guide.config import ConfigError
 from zjcare_guide.guide import GuideHolder
 
 from .app import build_application
+from .heap import settle_heap
 
 
 def _no_invalid_token_traceback(record: logging.LogRecord) -> bool:
@@ -48,6 +49,7 @@ def run(webhook_url: str | None, listen: str, port: int) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     holder = GuideHolder(load_guide(str(config.content_dir)))
+    settle_heap()
     app = build_application(config, holder, open_store(str(config.db_path)))
     where = config.api_base_url or "the Telegram Bot API"
     try:

@@ -22,6 +22,7 @@ from zjcare_guide.conversation import Conversation, reload_content
 from zjcare_guide.guide import GuideHolder
 from zjcare_guide.replies import Command, Event, Press, Reply, Session, Text, Unsupported
 
+from .heap import settle_heap
 from .telegram_html import decode_action, keyboard_json, split_html
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ async def on_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         reply = Reply("notice", state.holder.guide.renderer.render("admin_only"))
     else:
         reply = reload_content(state.holder, today())
+        settle_heap()
         log.info("content reload requested by an administrator")
     await send_replies(chat.id, [reply], context, _thread(update.effective_message))
 
