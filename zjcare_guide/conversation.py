@@ -237,12 +237,13 @@ class Conversation:
         question = session.last_question if session and session.last_article == article_id else None
         key = g.library.normaliser.compact(question) if question else ""
         self._write(lambda store, day: store.record_feedback(article_id, value, question, day, key))
-        others = [a for a in (g.article(i) for i in session.last_others) if a is not None] \
-            if session is not None and value < 0 and question else []
+        if session is None or value > 0 or not question:
+            return Reply("notice", g.renderer.label("thanks_feedback"))
+        others = [a for a in (g.article(i) for i in session.last_others) if a is not None]
         if not others:
             return Reply("notice", g.renderer.label("thanks_feedback"))
         # The answer missed: the runners-up to the same question may be what the parent meant.
-        session.last_choices = [a.id for a in others]  # type: ignore[union-attr]
+        session.last_choices = [a.id for a in others]
         text = g.renderer.render("choices", articles=others, after_feedback=True)
         rows = tuple((Button(a.title, Action("article", a.id)),) for a in others)
         return Reply("choices", text, (*rows, (self._topics_button(),)))

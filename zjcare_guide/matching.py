@@ -1,8 +1,10 @@
 """Match a parent's question to guidance articles.
 
 Two steps keep the cost flat as the library grows: a shortlist from an inverted index of character
-bigrams, words and single characters (weighted by how rare they are across articles), then rapidfuzz
-scoring of only the shortlisted articles' titles, questions and keywords. docs/matching.md has the why.
+bigrams, words and single characters (weighted by how rare they are across articles), then scoring of
+only the shortlisted articles — half a hand-set score (rapidfuzz and term overlap with their titles,
+questions and keywords), half the learned ranker's probability (ranker.py) — and a calibrated
+confidence that decides between an answer, choices and a fallback. docs/matching.md has the why.
 """
 
 from __future__ import annotations
