@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,7 +223,7 @@ def _question_line(path: Path, needle: str) -> int:
 
 
 def _cross_checks(articles: list[Article], normaliser: Normaliser, problems: list[Problem],
-                  unreadable: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+                  unreadable: Collection[str] = ()) -> None:
     ids: dict[str, Article] = {}
     for a in articles:
         if a.id in ids:
