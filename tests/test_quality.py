@@ -49,18 +49,19 @@ def test_out_of_scope_rarely_answered(report) -> None:  # type: ignore[no-untype
 def test_leave_one_out_self_test(guide: Guide) -> None:
     """Each article's example questions asked with themselves left out. Issue 7 added ~970 harder
     examples (dialect, typos, long stories) written to teach the learned ranker: on the 1,294 older
-    ones this stays ≥ 90 % (docs/matching.md), on all of them it is lower, measured at 73.8 %."""
+    ones this stays ≥ 90 % (91.0 %, docs/matching.md), on all of them it is lower (73.6 %)."""
     result = leave_one_out(guide)
     assert result.routed / result.asked >= 0.70, result.misses[:20]
     assert result.offered / result.asked >= 0.85, result.misses[:20]
 
 
-# Each held-out set's first run is in its header and in docs/matching.md; all three were tuned on
-# afterwards, so these floors (a little under today's figures) only guard against regressions.
+# Each held-out set's first run is in its header and in docs/matching.md; all were read (A–C tuned
+# on) afterwards, so these floors (a little under today's figures) only guard against regressions.
 HELD_OUT_FLOORS = {
     "questions_held_out_a.yaml": (0.82, 0.92, 0.06, 0.95),
     "questions_held_out_b.yaml": (0.81, 0.90, 0.08, 0.95),
     "questions_held_out_c.yaml": (0.78, 0.88, 0.08, 0.80),
+    "questions_held_out_d.yaml": (0.82, 0.89, 0.05, 0.65),
 }
 
 

@@ -188,7 +188,8 @@ class Guide:
         cands = result.candidates
         if result.confident:
             return Outcome("answer", cands, triage)
-        if not cands or result.p_choices < conf.choices:
+        if not cands or result.p_choices < conf.choices or not cands[0].on_topic:
+            # No choices that share no word saying what the question is about ("麻烦你了").
             return Outcome("fallback", cands[:MAX_CHOICES], triage)
         best = cands[0].score
         # A runner-up that shares no word saying what the question is about is no sensible choice
