@@ -2,8 +2,8 @@
 
 The library's index is hundreds of thousands of long-lived objects (more with a larger library). Left
 in the collector's generations, every full collection walks all of them while a parent waits: the
-slowest answers were collections, not matching. Frozen once loaded, they are left alone; they are
-still freed by reference counting when a reload replaces them.
+slowest answers were collections, not matching. Frozen once loaded, they are left alone; after a
+reload they are unfrozen and collected with the old library.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import gc
 
 
 def settle_heap() -> None:
-    """Collect what loading left behind, then freeze everything alive now (gc.freeze)."""
+    """Collect what loading left behind, then freeze everything alive now (gc.freeze).
+
+    Unfrozen first: after a reload the old library may hold reference cycles (its templates'
+    environment does), which only a collection over the formerly frozen objects can free."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()

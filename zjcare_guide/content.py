@@ -24,6 +24,8 @@ from .render import FORBIDDEN_BODY, check_templates, fill_snippets, load_snippet
 from .text import Normaliser, clean
 from .yamlfile import LOADER, child, item_lines, line_of, load_yaml, str_list
 
+# How a problem that a file could not be read or parsed at all begins (yamlfile.load_yaml, parse_article).
+UNREADABLE = ("cannot read file", "invalid YAML", "file is missing")
 ENGLISH_TERM = re.compile(r"[a-z0-9]+(?:[ '-][a-z0-9]+)*")
 ID_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 # Article ids travel in Telegram button data (at most 64 bytes with its prefix).
@@ -67,6 +69,8 @@ class Library:
     english_people: frozenset[str]
     danger: DangerRules
     templates_dir: Path
+    # content/snippets/: shared text for article bodies ([[name]]) and templates.
+    snippets: dict[str, str] = field(default_factory=dict)
     # Triage's learned second opinion (content/danger_model.json); None: rules only.
     danger_model: DangerModel | None = None
     normaliser: Normaliser = field(init=False)
@@ -346,11 +350,12 @@ def check_content(root: Path, today: dt.date) -> tuple[Library | None, list[Prob
     root = Path(root)
     if not root.is_dir():
         return None, [Problem(root, 1, "content directory does not exist")]
+    if not (root / "guidance").is_dir():
+        # One line for a directory that is no content directory, not a line for each missing file.
+        return None, [Problem(root / "guidance", 1, "guidance directory is missing")]
     articles: list[Article] = []
     snippets = load_snippets(root / "snippets", problems)
     unreadable: set[str] = set()
-    if not (root / "guidance").is_dir():
-        problems.append(Problem(root / "guidance", 1, "guidance directory is missing"))
     for path in article_files(root):
         article = parse_article(path, today, problems, snippets)
         if article is None:
@@ -362,25 +367,22 @@ def check_content(root: Path, today: dt.date) -> tuple[Library | None, list[Prob
             articles.append(article)
     if not articles and not problems:
         problems.append(Problem(root / "guidance", 1, "no articles found"))
-    if not (root / "guidance").is_dir():
-        # One line for a content directory that is not one, not a line for each missing file.
-        return None, problems
     topics = _load_topics(root / "topics.yaml", problems)
     synonyms, fillers = _load_synonyms(root / "synonyms.yaml", problems)
     scope = _load_scope(root / "scope.yaml", problems)
     english, people = _load_english(root / "english.yaml", problems)
-    normaliser = Normaliser(synonyms, fillers)
-    # An article that could not be read is reported once; the ids it would have had are not
-    # reported again as missing wherever they are named.
-    _cross_checks(articles, normaliser, problems, unreadable)
     danger = load_danger_rules(root / "danger_signs.yaml", {a.id for a in articles} | unreadable, problems)
     sign_ids = {s.id for s in danger.signs} | {danger.fever.id, danger.breathing.id}
     danger_model = load_danger_model(root / "danger_model.json", sign_ids, problems)
     library = Library(
         root=root, articles={a.id: a for a in articles}, topics=topics, synonyms=synonyms,
         fillers=fillers, scope=scope, english=english, english_people=people, danger=danger,
-        templates_dir=root / "templates", danger_model=danger_model,
+        templates_dir=root / "templates", danger_model=danger_model, snippets=snippets,
     )
+    # An article that could not be read is reported once; the ids it would have had are not
+    # reported again as missing wherever they are named. Duplicate questions are judged in the
+    # matching form the library serves (its normaliser, dialect spellings included).
+    _cross_checks(articles, library.normaliser, problems, unreadable)
     problems.extend(check_templates(library))
     return (None if problems else library), _once_per_broken_file(problems)
 
@@ -388,9 +390,8 @@ def check_content(root: Path, today: dt.date) -> tuple[Library | None, list[Prob
 def _once_per_broken_file(problems: list[Problem]) -> list[Problem]:
     """A file that cannot be read or parsed is one problem, not that plus what its absence causes
     ("topics.yaml must hold a 'topics' list" after "cannot read file")."""
-    broken = {p.path for p in problems if p.message.startswith(("cannot read file", "invalid YAML", "file is missing"))}
-    return [p for p in problems if p.path not in broken
-            or p.message.startswith(("cannot read file", "invalid YAML", "file is missing"))]
+    broken = {p.path for p in problems if p.message.startswith(UNREADABLE)}
+    return [p for p in problems if p.path not in broken or p.message.startswith(UNREADABLE)]
 
 
 def load_library(root: Path, today: dt.date) -> Library:

@@ -28,7 +28,7 @@ from .replies import (
     Unsupported,
 )
 from .store import Store
-from .text import question_part, sanitize
+from .text import han_count, question_part, sanitize
 from .triage import TriageResult
 
 MAX_MESSAGE = 500
@@ -39,7 +39,6 @@ MENU = ("ask", "institutions", "reminders", "child")
 COMING_SOON_ARTICLES = {"institutions": ("check-registration", "choosing-childcare"),
                         "reminders": ("vaccine-schedule", "checkup-schedule")}
 _CHOICE = re.compile(r"^\s*(\d{1,2})\s*$")
-_HAN = re.compile(r"[\u4e00-\u9fff]")
 # How many runners-up a 👎 offers.
 MAX_OTHERS = 3
 log = logging.getLogger(__name__)
@@ -118,7 +117,7 @@ class Conversation:
         # while an adult's health question is personal data the service has no use for, and emoji,
         # numbers or unreadable English give them nothing to write.
         if self.store is not None and self._today is not None and outcome.kind == "fallback" \
-                and not outcome.scope and len(_HAN.findall(text)) >= 2:
+                and not outcome.scope and han_count(text) >= 2:
             key = self.guide.library.normaliser.compact(text)
             self._write(lambda store, day: store.record_unanswered(text, "fallback", day, key))
 

@@ -13,7 +13,7 @@ from .content import Library, check_content, load_library
 from .matching import Candidate, Matcher, MatchResult
 from .model import Article, Problem
 from .render import Renderer
-from .text import clean, strip_punct
+from .text import clean, han_count, strip_punct, words_re
 from .triage import Triage, TriageResult
 
 MAX_CHOICES = 3
@@ -49,12 +49,10 @@ class Guide:
         self.library = library
         self.triage = Triage(library.danger, library.danger_model, library.vocabulary())
         self.matcher = Matcher(library.articles.values(), library.normaliser)
-        self.renderer = Renderer(library.templates_dir)
+        self.renderer = Renderer(library.templates_dir, library.snippets)
         scope = library.scope
-        greeting_words = {strip_punct(clean(g)) for g in (*scope.greetings, *scope.greeting_fillers)}
-        self._greeting_re = re.compile("|".join(map(re.escape, sorted(greeting_words, key=len, reverse=True))))
-        self._greeting_core = re.compile("|".join(map(re.escape, sorted(
-            {strip_punct(clean(g)) for g in scope.greetings}, key=len, reverse=True))))
+        self._greeting_re = words_re(strip_punct(clean(g)) for g in (*scope.greetings, *scope.greeting_fillers))
+        self._greeting_core = words_re(strip_punct(clean(g)) for g in scope.greetings)
 
         def words(ws: tuple[str, ...]) -> tuple[str, ...]:
             return tuple(library.normaliser.synonyms(strip_punct(clean(w))) for w in ws)
@@ -65,13 +63,13 @@ class Guide:
         self._mother, self._mother_child = words(scope.mother_words), words(scope.mother_child_words)
         self._pronouns = words(scope.child_pronouns)
         self._older = words(scope.older_child_words)
-        me = "|".join(map(re.escape, self._self))
-        self._self_re = re.compile(f"(?:^|[\\s,，。.!！?？;；、])(?:{me})") if me else None
-        alt = "|".join(map(re.escape, sorted(self._adult, key=len, reverse=True)))
-        verbs = "|".join(map(re.escape, sorted(words(scope.caregiver_verbs), key=len, reverse=True)))
-        company = "|".join(map(re.escape, sorted(words(scope.company_words), key=len, reverse=True)))
+        me = words_re(self._self)
+        self._self_re = re.compile(f"(?:^|[\\s,，。.!！?？;；、])(?:{me.pattern})") if me else None
+        alt, verbs = words_re(self._adult), words_re(words(scope.caregiver_verbs))
+        company = words_re(words(scope.company_words))
         # An adult who cares for the child or keeps it company is no subject of the question.
-        self._caregiver = re.compile(f"(?:{company})(?:{alt})|(?:{alt})[一就也又还]?(?:{verbs})") \
+        self._caregiver = re.compile(f"(?:{company.pattern})(?:{alt.pattern})"
+                                     f"|(?:{alt.pattern})[一就也又还]?(?:{verbs.pattern})") \
             if alt and verbs and company else None
         english = library.english
         self._english_longest = max((len(k.split()) for k in english), default=0)
@@ -89,6 +87,8 @@ class Guide:
         t = strip_punct(clean(text))
         if not t:
             return any(unicodedata.category(ch) == "So" for ch in text)
+        if self._greeting_core is None or self._greeting_re is None:
+            return False
         core = [m.group() for m in self._greeting_core.finditer(t)]
         if not core:
             return False
@@ -129,10 +129,9 @@ class Guide:
         ("" when it has none); None for a Chinese message. The longest phrase wins."""
         lower = clean(text)
         words = ENGLISH_WORD.findall(lower)
-        han = sum(1 for ch in lower if "\u4e00" <= ch <= "\u9fff")
         # Letters, not digits, make a message English: "D3一天吃400还是800" is Chinese.
         letters = sum(ch.isascii() and ch.isalpha() for ch in lower)
-        if sum(any(ch.isalpha() for ch in w) for w in words) < 2 or letters <= han:
+        if sum(any(ch.isalpha() for ch in w) for w in words) < 2 or letters <= han_count(lower):
             return None
         out: list[str] = []
         about = False
@@ -166,12 +165,13 @@ class Guide:
         english = self.from_english(text)
         if english is not None:
             # Matched through the bilingual term list; what it cannot read gets a reply in both languages.
-            scope = self.scope_of(english) if english else ""
+            if not english:
+                return Outcome("fallback", triage=triage, scope="english", question=question)
+            scope = self.scope_of(english)
             if scope:
                 return Outcome("fallback", triage=triage, scope=scope, question=question)
-            outcome = self.outcome_for(self.matcher.match(english, triage.age_months, translated=True), triage) \
-                if english else None
-            if outcome is None or outcome.kind == "fallback":
+            outcome = self.outcome_for(self.matcher.match(english, triage.age_months, translated=True), triage)
+            if outcome.kind == "fallback":
                 return Outcome("fallback", triage=triage, scope="english", question=question)
             return replace(outcome, question=question)
         result = self.matcher.match(text, triage.age_months)

@@ -61,7 +61,8 @@ def sample_context(name: str) -> dict[str, Any]:
 class Renderer:
     """Renders the content's templates; strict, so a typo in a template fails `content check`."""
 
-    def __init__(self, templates_dir: Path) -> None:
+    def __init__(self, templates_dir: Path, snippets: dict[str, str] | None = None) -> None:
+        """`snippets`: the library's shared snippets (content/snippets/, loaded once with the content)."""
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(templates_dir), encoding="utf-8-sig"),
             undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
@@ -72,7 +73,7 @@ class Renderer:
         self.labels: dict[str, str] = {str(k): str(v) for k, v in (data or {}).items()}
         # The shared snippets (content/snippets/) the articles use, for templates too: the hotline
         # is named in one place.
-        self.env.globals["snippets"] = load_snippets(templates_dir.parent / "snippets", [])
+        self.env.globals["snippets"] = dict(snippets or {})
 
     def render(self, name: str, **context: Any) -> str:
         template = self.env.get_template(f"{name}.j2")
@@ -123,7 +124,7 @@ def check_templates(library: Library) -> list[Problem]:
     if not tdir.is_dir():
         return [Problem(tdir, 1, "templates directory is missing")]
     try:
-        renderer = Renderer(tdir)
+        renderer = Renderer(tdir, library.snippets)
     except (yaml.YAMLError, OSError) as exc:
         return [Problem(tdir / LABELS_FILE, 1, f"cannot load labels: {exc}")]
     for key in REQUIRED_LABELS:

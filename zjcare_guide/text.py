@@ -106,6 +106,33 @@ def sanitize(text: str) -> str:
     return "".join(out)
 
 
+def words_re(words: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern for a list of words, the longest first (None for no words)."""
+    ws = sorted(set(words), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, ws))) if ws else None
+
+
+class Replacer:
+    """Rewrites every word of `mapping` to its value, the longest word first."""
+
+    def __init__(self, mapping: Mapping[str, str]) -> None:
+        self.mapping = dict(mapping)
+        self._re = words_re(self.mapping)
+
+    def __call__(self, text: str) -> str:
+        if self._re is None:
+            return text
+        return self._re.sub(lambda m: self.mapping[m.group()], text)
+
+
+def han_count(text: str) -> int:
+    """How many Chinese characters `text` has."""
+    return len(_HAN.findall(text))
+
+
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
 class Cleaned(str):
     """Text `clean` has already read. A message is cleaned once and then read by triage, the scope
     check and matching in turn: cleaning it again costs nothing."""
@@ -212,10 +239,8 @@ class Normaliser:
                  spellings: Mapping[str, str] | None = None) -> None:
         """`spellings`: dialect spelling → standard word (content/danger_signs.yaml), read first so
         that 困觉, 汏浴 and 嬉 meet the articles' 睡觉, 洗澡 and 玩."""
-        spell = {strip_punct(clean(k)): clean(v) for k, v in (spellings or {}).items() if strip_punct(clean(k))}
-        self._spellings = spell
-        self._spell = (re.compile("|".join(re.escape(k) for k in sorted(spell, key=len, reverse=True)))
-                       if spell else None)
+        self._spell = Replacer({strip_punct(clean(k)): clean(v) for k, v in (spellings or {}).items()
+                                if strip_punct(clean(k))})
         mapping: dict[str, str] = {}
         for canonical, variants in synonyms.items():
             for v in variants:
@@ -226,23 +251,17 @@ class Normaliser:
         # rewritten again.
         for canonical in synonyms:
             mapping.setdefault(strip_punct(clean(canonical)), canonical)
-        self._mapping = mapping
-        self._syn = (re.compile("|".join(re.escape(k) for k in sorted(mapping, key=len, reverse=True)))
-                     if mapping else None)
-        fills = sorted({clean(f) for f in fillers if f}, key=len, reverse=True)
-        self._fill = re.compile("|".join(re.escape(f) for f in fills)) if fills else None
+        self._syn = Replacer(mapping)
+        self._fill = words_re(clean(f) for f in fillers if f)
 
     def known_words(self) -> set[str]:
         """Every word the synonym and spelling lists name, variants and standard words alike."""
-        return {*self._mapping, *self._mapping.values(), *self._spellings, *self._spellings.values()}
+        spell, syn = self._spell.mapping, self._syn.mapping
+        return {*syn, *syn.values(), *spell, *spell.values()}
 
     def synonyms(self, text: str) -> str:
         """Dialect spellings, then synonyms, read as the standard word."""
-        if self._spell is not None:
-            text = self._spell.sub(lambda m: self._spellings[m.group()], text)
-        if self._syn is None:
-            return text
-        return self._syn.sub(lambda m: self._mapping[m.group()], text)
+        return self._syn(self._spell(text))
 
     def compact(self, text: str) -> str:
         """The matching form of a message: cleaned, synonym-folded, without punctuation or filler."""

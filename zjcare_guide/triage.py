@@ -24,7 +24,7 @@ from .ages import age_in_message
 from .danger import DangerRules, DangerSign, MeasuredSign
 from .danger_model import DangerModel, tokens
 from .homophones import HomophoneIndex, SoundAlike
-from .text import clause_spans, clean
+from .text import Replacer, clause_spans, clean, han_count, words_re
 
 # In the content's patterns a gap `\S` never crosses a negation: "嘴唇没有发紫" must not match
 # "嘴唇\S{0,5}发紫".
@@ -49,7 +49,6 @@ _BREATHS = re.compile(
 _COMPLETION = re.compile(r"^(?:下去|进去|下来|起来|出来|以后|之后|后|下)")
 # The experienced aspect right after a sign ("抽过", "噎住过一次") puts it in the past; 过来/过去/过气
 # are other words.
-_HAN = re.compile(r"[\u4e00-\u9fff]")
 # The learned model was trained on Chinese messages; with fewer Chinese characters than this it has
 # nothing to go on and is not asked.
 MODEL_MIN_HAN = 2
@@ -102,12 +101,6 @@ def temperatures(text: str) -> list[float]:
     return [t for t, _, _ in temperature_spans(text)]
 
 
-def _words_re(words: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One pattern for a list of words, the longest first (None for no words)."""
-    ws = sorted(set(words), key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, ws))) if ws else None
-
-
 @dataclass(frozen=True)
 class _Part:
     patterns: tuple[re.Pattern[str], ...]
@@ -142,17 +135,14 @@ class Triage:
         them, or cuts through one, is a real word and no typo."""
         self.rules = rules
         self.model = model
-        self._unless_res: dict[tuple[str, ...], re.Pattern[str]] = {}
+        self._unless_res: dict[tuple[str, ...], re.Pattern[str] | None] = {}
         self._vocabulary = vocabulary
         self._by_id: dict[str, DangerSign | MeasuredSign] = {s.id: s for s in rules.signs}
         self._by_id.update({rules.fever.id: rules.fever, rules.breathing.id: rules.breathing})
         self._age_limit = {s.id: s.max_age_months for s in rules.signs if s.max_age_months is not None}
         if rules.fever_rules:
             self._age_limit[rules.fever.id] = max(x.under_months for x in rules.fever_rules)
-        spellings = {clean(k): clean(v) for k, v in rules.spellings.items() if clean(k)}
-        self._spellings = spellings
-        self._spelling_re = (re.compile("|".join(map(re.escape, sorted(spellings, key=len, reverse=True))))
-                             if spellings else None)
+        self._spellings = Replacer({clean(k): clean(v) for k, v in rules.spellings.items() if clean(k)})
 
         def compile_all(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
             return tuple(re.compile(self._fold(p.replace("\\S", _GAP), pattern=True)) for p in patterns)
@@ -184,29 +174,28 @@ class Triage:
         self._negation = re.compile("|".join(alternatives)) if alternatives else None
         self._negation_word = re.compile("|".join(sorted(long_neg + short_neg, key=len, reverse=True)) or "(?!)")
         self._denial_replies = frozenset(fold_all(rules.denial_replies))
-        self._past = _words_re(fold_all(rules.past_markers))
-        self._hypothetical = _words_re(fold_all(rules.hypothetical_markers))
-        self._present = _words_re(fold_all(rules.present_markers))
-        self._recent = _words_re(fold_all(rules.present_markers + rules.recent_markers))
-        self._not_the_child = _words_re(fold_all(rules.not_the_child))
+        self._past = words_re(fold_all(rules.past_markers))
+        self._hypothetical = words_re(fold_all(rules.hypothetical_markers))
+        self._present = words_re(fold_all(rules.present_markers))
+        self._recent = words_re(fold_all(rules.present_markers + rules.recent_markers))
+        self._not_the_child = words_re(fold_all(rules.not_the_child))
         self._general_suffixes = fold_all(rules.general_suffixes)
         self._past_suffixes = fold_all(rules.past_suffixes)
-        self._treated = _words_re(fold_all(rules.treated_markers))
+        self._treated = words_re(fold_all(rules.treated_markers))
         self._contrast = fold_all(rules.contrast_words)
-        harmless = sorted(set(fold_all(rules.harmless_phrases)), key=len, reverse=True)
-        self._harmless = re.compile("|".join(map(re.escape, harmless))) if harmless else None
-        self._recovered = _words_re(fold_all(rules.recovered_markers))
-        self._hearsay = _words_re(fold_all(rules.hearsay_markers))
+        self._harmless = words_re(fold_all(rules.harmless_phrases))
+        self._recovered = words_re(fold_all(rules.recovered_markers))
+        self._hearsay = words_re(fold_all(rules.hearsay_markers))
         self._others = frozenset(fold_all(rules.other_subjects))
         self._pronouns = frozenset(fold_all(rules.pronouns))
-        self._opinion = _words_re(fold_all(rules.opinion_markers))
-        self._comparison = _words_re(fold_all(rules.comparison_words))
-        self._subjects = _words_re(tuple(self._others) + fold_all(rules.child_subjects))
+        self._opinion = words_re(fold_all(rules.opinion_markers))
+        self._comparison = words_re(fold_all(rules.comparison_words))
+        self._subjects = words_re(tuple(self._others) + fold_all(rules.child_subjects))
         self._history = fold_all(rules.history_suffixes)
         self._typo_before = fold_all(rules.sound_alike_before)
         self._typo_after = fold_all(rules.sound_alike_after)
-        self._symptoms = _words_re(fold_all(rules.symptom_words))
-        self._fever_words = _words_re(fold_all(rules.fever_words))
+        self._symptoms = words_re(fold_all(rules.symptom_words))
+        self._fever_words = words_re(fold_all(rules.fever_words))
 
     # ------------------------------------------------------------ reading
 
@@ -217,9 +206,7 @@ class Triage:
             # Only the Chinese runs of a pattern are cleaned and folded ("一块" → "1块"); its syntax
             # and Latin letters are left alone.
             return re.sub(r"[\u4e00-\u9fff]+", lambda m: self._fold(clean(m.group())), text)
-        if self._spelling_re is None:
-            return text
-        return self._spelling_re.sub(lambda m: self._spellings[m.group()], text)
+        return self._spellings(text)
 
     def read(self, text: str) -> Reading:
         folded = self._fold(clean(text))
@@ -352,11 +339,11 @@ class Triage:
     def _excepted(self, r: Reading, words: tuple[str, ...]) -> bool:
         """One of a sign's `unless` words is in the message, and not as a comparison: "像吃过桑葚一样"
         says the lips look as if, not that the child ate mulberries."""
-        if not words:
+        if words not in self._unless_res:  # compiled once per sign's list, not per message
+            self._unless_res[words] = words_re(words)
+        pattern = self._unless_res[words]
+        if pattern is None:
             return False
-        pattern = self._unless_res.get(words)
-        if pattern is None:  # compiled once per sign's list, not per message
-            pattern = self._unless_res[words] = re.compile("|".join(map(re.escape, words)))
         for m in pattern.finditer(r.corrected):
             if not (self._comparison and self._comparison.search(r.text, max(0, m.start() - 4), m.start())):
                 return True
@@ -397,7 +384,7 @@ class Triage:
         """The learned model's finding where the rules found none (danger_model.py), unless the sign it
         names is `vetoed`, is for younger children, or the message is about someone else."""
         assert self.model is not None
-        if len(_HAN.findall(r.text)) < MODEL_MIN_HAN:
+        if han_count(r.text) < MODEL_MIN_HAN:
             return None  # it learned from Chinese: "hello thanks" gives it nothing to read
         if self._subjects is not None:
             named = [m.group() for m in self._subjects.finditer(r.text)]
