@@ -28,6 +28,7 @@ from bot.app import build_application
 from bot.heap import settle_heap
 from bot.telegram_html import keyboard, split_html
 from tests.fakes import RecordingRequest, message
+from zjcare_guide.clock import system_clock
 from zjcare_guide.config import Config
 from zjcare_guide.content import DEFAULT_CONTENT_DIR
 from zjcare_guide.conversation import Conversation
@@ -83,11 +84,12 @@ async def main() -> None:
         # Telegram's flood limits, not the work per update.
         ours = build_application(config, holder, Store.open(config.db_path), request=RecordingRequest(validate=False),
                                  rate_limit=False)
-        reply = Conversation(holder.guide).respond(holder.guide.decide("宝宝湿疹怎么护理"))[0]
+        conversation = Conversation(holder.guide, clock=system_clock)
+        reply = conversation.respond(holder.guide.decide("宝宝湿疹怎么护理"))[0]
         fixed_app = (ApplicationBuilder().token("1:BENCH").request(RecordingRequest(validate=False))
                      .defaults(Defaults(parse_mode=ParseMode.HTML)).updater(None).build())
         fixed_app.add_handler(MessageHandler(filters.TEXT, fixed_reply_handler(
-            split_html(reply.text)[0], keyboard(reply.buttons))))
+            split_html(reply.text)[0], keyboard(reply.buttons, conversation.router))))
         # Alternate the apps and keep the best of three rounds each, so background load hits all alike.
         echo_us, fixed_us, ours_us = [], [], []
         for _ in range(3):

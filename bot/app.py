@@ -17,6 +17,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from zjcare_guide.clock import system_clock
 from zjcare_guide.config import Config
 from zjcare_guide.conversation import Conversation
 from zjcare_guide.guide import GuideHolder
@@ -26,10 +27,8 @@ from . import handlers
 from .handlers import TZ, BotState
 
 log = logging.getLogger(__name__)
-COMMANDS = ("start", "help", "topics", "age")
 UNSUPPORTED = (filters.Sticker.ALL | filters.PHOTO | filters.VOICE | filters.AUDIO | filters.VIDEO
-               | filters.VIDEO_NOTE | filters.Document.ALL | filters.ANIMATION | filters.LOCATION
-               | filters.CONTACT)
+               | filters.VIDEO_NOTE | filters.Document.ALL | filters.ANIMATION | filters.CONTACT)
 
 
 def file_base_url(base_url: str) -> str:
@@ -56,12 +55,14 @@ def build_application(config: Config, holder: GuideHolder, store: Store | None, 
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
     app = builder.build()
-    conversation = Conversation(lambda: holder.guide, store, today=handlers.today)
+    conversation = Conversation(lambda: holder.guide, clock=system_clock, store=store)
     app.bot_data["state"] = BotState(conversation, holder, config.admin_ids)
     app.add_handler(CallbackQueryHandler(handlers.on_callback))
     # Text and captions, new or edited, in one handler: triage must see every word a parent sends.
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGES & (filters.TEXT | filters.CAPTION),
                                    handlers.on_message))
+    # A shared location searches institutions near it; a live location's later edits are ignored.
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.LOCATION, handlers.on_location))
     # What is left has nothing to read; an edit of such a message is deliberately ignored.
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & UNSUPPORTED, handlers.on_unsupported))
     app.add_error_handler(handlers.on_error)
@@ -73,7 +74,8 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     state = app.bot_data["state"]
     assert isinstance(state, BotState)
     renderer = state.holder.guide.renderer
-    await app.bot.set_my_commands([BotCommand(c, renderer.label(f"command_{c}")) for c in COMMANDS])
+    commands = state.conversation.router.listed_commands()
+    await app.bot.set_my_commands([BotCommand(c, renderer.label(f"command_{c}")) for c in commands])
     log.info("bot @%s ready", app.bot.username)
 
 

@@ -13,7 +13,8 @@ import click
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError
 
-from zjcare_guide.cli import config_from_env, load_guide, main, open_store
+from zjcare_guide.cli import config_from_env, load_guide, main, open_directory, open_store
+from zjcare_guide.clock import system_clock
 from zjcare_guide.config import ConfigError
 from zjcare_guide.guide import GuideHolder
 
@@ -50,7 +51,9 @@ def run(webhook_url: str | None, listen: str, port: int) -> None:
         raise click.ClickException(str(exc)) from None
     holder = GuideHolder(load_guide(str(config.content_dir)))
     settle_heap()
-    app = build_application(config, holder, open_store(str(config.db_path)))
+    store = open_store(str(config.db_path))
+    open_directory(store, str(config.content_dir), system_clock().date())  # the demo institutions, once
+    app = build_application(config, holder, store)
     where = config.api_base_url or "the Telegram Bot API"
     try:
         if webhook_url:

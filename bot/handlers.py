@@ -5,28 +5,30 @@ Nothing here decides what to say: that is `zjcare_guide.conversation`, shared wi
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
 from typing import cast
-from zoneinfo import ZoneInfo
 
-from telegram import Chat, InlineKeyboardMarkup, MaybeInaccessibleMessage, Message, Update
+from telegram import Chat, InlineKeyboardMarkup, MaybeInaccessibleMessage, Message, ReplyKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
+from zjcare_guide.clock import TZ, system_clock
 from zjcare_guide.commands import ForOtherBot, parse_command
 from zjcare_guide.conversation import Conversation, reload_content
 from zjcare_guide.guide import GuideHolder
-from zjcare_guide.replies import Command, Event, Press, Reply, Session, Text, Unsupported
+from zjcare_guide.identity import NOBODY, Actor
+from zjcare_guide.replies import Command, Event, Location, Press, Reply, Session, Text, Unsupported
 
 from .heap import settle_heap
-from .telegram_html import decode_action, keyboard_json, split_html
+from .telegram_html import decode_action, keyboard_json, location_keyboard, split_html
+
+ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup
 
 log = logging.getLogger(__name__)
-TZ = ZoneInfo("Asia/Shanghai")
+__all__ = ["TZ", "BotState"]
 
 
 @dataclass
@@ -38,8 +40,12 @@ class BotState:
     admin_ids: frozenset[int]
 
 
-def today() -> dt.date:
-    return dt.datetime.now(TZ).date()
+def actor(update: Update) -> Actor:
+    """Who sent the update, as the core names people: "telegram:<user id>" in "telegram:<chat id>"."""
+    user, chat = update.effective_user, update.effective_chat
+    if user is None:
+        return NOBODY
+    return Actor("telegram", str(user.id), str(chat.id if chat else user.id))
 
 
 def _state(context: ContextTypes.DEFAULT_TYPE) -> BotState:
@@ -62,10 +68,20 @@ def _session(context: ContextTypes.DEFAULT_TYPE) -> Session:
 async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes.DEFAULT_TYPE,
                        thread_id: int | None = None) -> None:
     """Send replies in order; `thread_id` keeps them in the forum topic the parent wrote in."""
+    router = _state(context).conversation.router
     for reply in replies:
+        if reply.venue is not None:
+            v = reply.venue
+            await context.bot.send_venue(chat_id, latitude=v.latitude, longitude=v.longitude, title=v.title[:256],
+                                         address=v.address[:256] or v.title[:256], message_thread_id=thread_id)
+            continue
         chunks = split_html(reply.text)
-        # Pre-serialised JSON is what the Bot API receives either way (telegram_html.keyboard_json).
-        markup = cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons))
+        markup: ReplyMarkup | None
+        if reply.ask_location is not None:
+            markup = location_keyboard(reply.ask_location)
+        else:
+            # Pre-serialised JSON is what the Bot API receives either way (telegram_html.keyboard_json).
+            markup = cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons, router))
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             await context.bot.send_message(chat_id, chunk, reply_markup=markup if last else None,
@@ -125,9 +141,9 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         if parsed.name == "reload":
             await on_reload(update, context)
             return
-        await _handle(update, context, parsed)
+        await _handle(update, context, Command(parsed.name, parsed.args, actor=actor(update)))
         return
-    await _handle(update, context, Text(text))
+    await _handle(update, context, Text(text, actor=actor(update)))
 
 
 async def on_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -138,7 +154,7 @@ async def on_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if user is None or user.id not in state.admin_ids:
         reply = Reply("notice", state.holder.guide.renderer.render("admin_only"))
     else:
-        reply = reload_content(state.holder, today())
+        reply = reload_content(state.holder, system_clock().date())
         settle_heap()
         log.info("content reload requested by an administrator")
     await send_replies(chat.id, [reply], context, _thread(update.effective_message))
@@ -154,16 +170,29 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         await query.answer()
     except BadRequest:
         log.info("callback query too old to answer")
-    action = decode_action(query.data)
+    state = _state(context)
+    action = decode_action(query.data, state.conversation.router)
     chat = update.effective_chat
     if chat is None:
         return
-    state = _state(context)
     if action is None:
         replies = [Reply("notice", state.holder.guide.renderer.render("expired"))]
         await send_replies(chat.id, replies, context, _thread(query.message))
         return
-    await _handle(update, context, Press(action))
+    await _handle(update, context, Press(action, actor=actor(update)))
+
+
+async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A shared location (or venue): a search for institutions near it. The point goes to the core and
+    stays in the chat's memory for paging; it is never logged."""
+    spoken = _spoken_to(update, context)
+    if spoken is None:
+        return
+    message, _ = spoken
+    if message.location is None:
+        return
+    loc = message.location
+    await _handle(update, context, Location(loc.latitude, loc.longitude, actor=actor(update)))
 
 
 async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -172,8 +201,8 @@ async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     message, _ = spoken
     kind = next((k for k in ("sticker", "photo", "voice", "audio", "video", "video_note", "document",
-                             "animation", "location", "contact") if getattr(message, k, None)), "other")
-    await _handle(update, context, Unsupported(kind))
+                             "animation", "contact") if getattr(message, k, None)), "other")
+    await _handle(update, context, Unsupported(kind, actor=actor(update)))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -8,23 +8,15 @@ import html
 import json
 import re
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
 
-from zjcare_guide.replies import Action, Button
+from zjcare_guide.replies import Action, Button, LocationRequest
+from zjcare_guide.router import Router
 
 MAX_MESSAGE = 4096
 MAX_CALLBACK = 64
-CALLBACK_VERSION = "1"
+CALLBACK_VERSION = "2"
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
-_ID = r"[a-z0-9]+(?:-[a-z0-9]+)*"
-_PATTERNS = {
-    "a": re.compile(rf"^a\|({_ID})$"),
-    "t": re.compile(rf"^t\|({_ID})\|(\d{{1,3}})$"),
-    "T": re.compile(r"^T$"),
-    "f": re.compile(rf"^f\|({_ID})\|([+-])$"),
-    "h": re.compile(r"^h$"),
-    "m": re.compile(r"^m\|([a-z]{1,16})$"),
-}
 
 
 def tg_len(text: str) -> int:
@@ -87,65 +79,63 @@ def split_html(markup: str, limit: int = MAX_MESSAGE) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------- callback data
+# "2|<code>|<arg>|<page>|<value>", trailing defaults left out: the code and the argument's pattern
+# come from the feature that registered the action (zjcare_guide.router), so a new feature's
+# buttons need nothing here.
+
+_DATA = re.compile(r"^2\|([A-Za-z]{1,3})(?:\|([^|]*)(?:\|(\d{1,3})(?:\|(-?\d{1,2}))?)?)?$")
 
 
-def encode_action(action: Action) -> str:
-    if action.kind == "article":
-        body = f"a|{action.arg}"
-    elif action.kind == "topic":
-        body = f"t|{action.arg}|{action.page}"
-    elif action.kind == "topics":
-        body = "T"
-    elif action.kind == "feedback":
-        body = f"f|{action.arg}|{'+' if action.value > 0 else '-'}"
-    elif action.kind == "help":
-        body = "h"
-    elif action.kind == "menu":
-        body = f"m|{action.arg}"
-    else:
-        raise ValueError(f"no callback encoding for {action.kind!r}")
-    data = f"{CALLBACK_VERSION}|{body}"
+def encode_action(action: Action, router: Router) -> str:
+    spec = router.action(action.kind)
+    if spec is None or not spec.accepts(action):
+        raise ValueError(f"no registered action accepts {action!r}")
+    parts = [spec.code]
+    if action.arg or action.page or action.value:
+        parts.append(action.arg)
+    if action.page or action.value:
+        parts.append(str(action.page))
+    if action.value:
+        parts.append(str(action.value))
+    data = "|".join([CALLBACK_VERSION, *parts])
     if len(data.encode("utf-8")) > MAX_CALLBACK:
         raise ValueError(f"callback data over {MAX_CALLBACK} bytes: {data!r}")
     return data
 
 
-def decode_action(data: str | None) -> Action | None:
+def decode_action(data: str | None, router: Router) -> Action | None:
     """The action behind a button, or None for anything unknown, stale or forged."""
     if not data or len(data.encode("utf-8")) > MAX_CALLBACK:
         return None
-    version, _, body = data.partition("|")
-    if version != CALLBACK_VERSION or not body:
-        return None
-    pattern = _PATTERNS.get(body[0])
-    m = pattern.match(body) if pattern else None
+    m = _DATA.match(data)
     if m is None:
         return None
-    kind = body[0]
-    if kind == "a":
-        return Action("article", m.group(1))
-    if kind == "t":
-        return Action("topic", m.group(1), int(m.group(2)))
-    if kind == "T":
-        return Action("topics")
-    if kind == "f":
-        return Action("feedback", m.group(1), value=1 if m.group(2) == "+" else -1)
-    if kind == "h":
-        return Action("help")
-    return Action("menu", m.group(1))
+    spec = router.by_code(m.group(1))
+    if spec is None:
+        return None
+    action = Action(spec.kind, m.group(2) or "", int(m.group(3) or 0), int(m.group(4) or 0))
+    return action if spec.accepts(action) else None
 
 
-def keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+def keyboard(rows: tuple[tuple[Button, ...], ...], router: Router) -> InlineKeyboardMarkup | None:
     if not rows:
         return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=encode_action(b.action))
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=encode_action(b.action, router))
                                   for b in row] for row in rows if row])
 
 
 @functools.lru_cache(maxsize=1024)
-def keyboard_json(rows: tuple[tuple[Button, ...], ...]) -> str | None:
+def keyboard_json(rows: tuple[tuple[Button, ...], ...], router: Router) -> str | None:
     """The keyboard as the JSON the Bot API takes for `reply_markup`, serialised once per distinct
     keyboard: an article's buttons are the same for every parent, and PTB sends a string parameter
     as it is instead of turning the markup into a dict and dumping it on every message."""
-    markup = keyboard(rows)
+    markup = keyboard(rows, router)
     return None if markup is None else json.dumps(markup.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def location_keyboard(request: LocationRequest) -> ReplyKeyboardMarkup:
+    """The reply keyboard of a location request: share it (private chats), then plain answers."""
+    rows = [[KeyboardButton(request.share_label, request_location=True)]]
+    if request.other_labels:
+        rows.append([KeyboardButton(label) for label in request.other_labels])
+    return ReplyKeyboardMarkup(rows, resize_keyboard=True, one_time_keyboard=True)

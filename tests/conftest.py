@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from zjcare_guide.clock import fixed_clock
 from zjcare_guide.content import DEFAULT_CONTENT_DIR
 from zjcare_guide.conversation import Conversation
 from zjcare_guide.guide import Guide
@@ -24,7 +25,7 @@ def guide() -> Guide:
 
 @pytest.fixture
 def conversation(guide: Guide) -> Conversation:
-    return Conversation(guide)
+    return Conversation(guide, clock=fixed_clock(TODAY))
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .fakes import BOT_USER
-from .telegram_rules import send_message_problems
+from .fakes import BOT_USER, sent_message
+from .telegram_rules import send_message_problems, send_venue_problems
 
 
 class FakeBotApi:
@@ -88,16 +88,14 @@ class FakeBotApi:
             return self._ok(True)
         if method == "getUpdates":
             return self._ok(await self._get_updates(params))
-        if method == "sendMessage":
-            problems = send_message_problems(params)
+        if method in ("sendMessage", "sendVenue"):
+            problems = (send_message_problems if method == "sendMessage" else send_venue_problems)(params)
             if problems:
                 self.rejected.append((method, problems))
                 return web.json_response({"ok": False, "error_code": 400,
                                           "description": "Bad Request: " + "; ".join(problems)}, status=400)
             self.sent.append(params)
-            chat_id = int(params["chat_id"])
-            return self._ok({"message_id": next(self._message_ids), "date": int(time.time()),
-                             "chat": {"id": chat_id, "type": "private"}, "text": params["text"]})
+            return self._ok(sent_message(method, params, next(self._message_ids)))
         self.rejected.append((method, ["method not supported by the fake"]))
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
 

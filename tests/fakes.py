@@ -9,7 +9,7 @@ from typing import Any
 
 from telegram.request import BaseRequest, RequestData
 
-from .telegram_rules import send_message_problems
+from .telegram_rules import send_message_problems, send_venue_problems
 
 BOT_USER = {"id": 777000111, "is_bot": True, "first_name": "诸暨育儿指导", "username": "zjcare_test_bot",
             "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
@@ -63,15 +63,14 @@ class RecordingRequest(BaseRequest):
             self.fail_next -= 1
             return 400, json.dumps({"ok": False, "error_code": 400,
                                     "description": "Bad Request: chat not found"}).encode()
-        if name == "sendMessage":
-            problems = send_message_problems(params) if self.validate else []
+        if name in ("sendMessage", "sendVenue"):
+            check = send_message_problems if name == "sendMessage" else send_venue_problems
+            problems = check(params) if self.validate else []
             if problems:
                 self.rejected.append((name, problems))
                 return 400, json.dumps({"ok": False, "error_code": 400,
                                         "description": "Bad Request: " + "; ".join(problems)}).encode()
-            chat_id = int(params["chat_id"])
-            return self._ok({"message_id": next(_ids), "date": int(time.time()), "text": params["text"],
-                             "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}})
+            return self._ok(sent_message(name, params, next(_ids)))
         if name == "getUpdates":
             return self._ok([])
         return self._ok(True)
@@ -79,6 +78,19 @@ class RecordingRequest(BaseRequest):
     @staticmethod
     def _ok(result: Any) -> tuple[int, bytes]:
         return 200, json.dumps({"ok": True, "result": result}).encode()
+
+
+def sent_message(method: str, params: dict[str, Any], message_id: int) -> dict[str, Any]:
+    """The Message Telegram returns for a sendMessage or sendVenue it accepted."""
+    chat_id = int(params["chat_id"])
+    out: dict[str, Any] = {"message_id": message_id, "date": int(time.time()),
+                           "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}}
+    if method == "sendVenue":
+        out["venue"] = {"location": {"latitude": float(params["latitude"]), "longitude": float(params["longitude"])},
+                        "title": params["title"], "address": params["address"]}
+    else:
+        out["text"] = params["text"]
+    return out
 
 
 # ---------------------------------------------------------------- updates as Telegram sends them
@@ -125,3 +137,9 @@ STICKER = {"file_id": "CAAC", "file_unique_id": "u1", "type": "regular", "width"
 PHOTO = [{"file_id": "AgAC", "file_unique_id": "u2", "width": 90, "height": 90}]
 VOICE = {"file_id": "AwAC", "file_unique_id": "u3", "duration": 3}
 DOCUMENT = {"file_id": "BQAC", "file_unique_id": "u4", "file_name": "体检单.pdf"}
+
+
+def location(latitude: float, longitude: float, *, chat_id: int = PARENT["id"],
+             user: dict[str, Any] = PARENT) -> dict[str, Any]:
+    """A shared location, as Telegram sends it after the 📍 keyboard button."""
+    return message(None, chat_id=chat_id, user=user, location={"latitude": latitude, "longitude": longitude})

@@ -80,4 +80,23 @@ def send_message_problems(params: dict[str, Any]) -> list[str]:
                 problems.append(f"callback_data must be 1-64 bytes: {data!r}")
             if not str(button.get("text", "")).strip():
                 problems.append("button text is empty")
+    for row in (markup or {}).get("keyboard", []):
+        for button in row:
+            if not str(button.get("text", "")).strip():
+                problems.append("keyboard button text is empty")
+    return problems
+
+
+def send_venue_problems(params: dict[str, Any]) -> list[str]:
+    """Why Telegram would answer 400 to this sendVenue, if it would."""
+    problems: list[str] = []
+    try:
+        lat, lon = float(params["latitude"]), float(params["longitude"])
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            problems.append("latitude/longitude out of range")
+    except (KeyError, TypeError, ValueError):
+        problems.append("latitude and longitude are required numbers")
+    for key in ("title", "address"):
+        if not str(params.get(key) or "").strip():
+            problems.append(f"{key} is required")
     return problems

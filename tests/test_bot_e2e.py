@@ -72,8 +72,8 @@ async def test_scripted_conversation_then_sigterm(api: FakeBotApi, tmp_path: Pat
         answer = sent[1]
         assert "湿疹" in answer["text"] and "<b>" in answer["text"]
         data = keyboard_data(answer)
-        related = next(d for d in data if d.startswith("1|a|"))
-        thumbs_up = next(d for d in data if d.endswith("|+"))
+        related = next(d for d in data if d.startswith("2|a|"))
+        thumbs_up = next(d for d in data if d.startswith("2|f|") and d.endswith("|0|1"))
 
         api.push(callback(related))
         sent = await api.wait_sent(3)
@@ -91,7 +91,7 @@ async def test_scripted_conversation_then_sigterm(api: FakeBotApi, tmp_path: Pat
         sent = await api.wait_sent(7)
         assert "文字" in sent[6]["text"]
 
-        api.push(callback("1|a|<script>"))
+        api.push(callback("2|a|<script>"))
         sent = await api.wait_sent(8)
         assert "已过期" in sent[7]["text"]
     finally:

@@ -16,11 +16,27 @@ from telegram.ext import Application
 from bot.app import _post_init, build_application
 from bot.telegram_html import decode_action
 from zjcare_guide.config import Config
+from zjcare_guide.content import DEFAULT_CONTENT_DIR
 from zjcare_guide.guide import Guide, GuideHolder
+from zjcare_guide.identity import user_key
+from zjcare_guide.institutions import Directory
+from zjcare_guide.registry_import import load_demo
 from zjcare_guide.store import Store
 
 from .conftest import TODAY
-from .fakes import ADMIN, BOT_USER, DOCUMENT, PHOTO, STICKER, VOICE, RecordingRequest, callback, edited, message
+from .fakes import (
+    ADMIN,
+    BOT_USER,
+    DOCUMENT,
+    PHOTO,
+    STICKER,
+    VOICE,
+    RecordingRequest,
+    callback,
+    edited,
+    location,
+    message,
+)
 
 
 @dataclass
@@ -31,10 +47,11 @@ class Bot:
     holder: GuideHolder
 
     async def send(self, raw: dict[str, Any]) -> list[dict[str, Any]]:
-        before = len(self.request.sent())
+        """What the bot sent (messages and venues, in order) in answer to one update."""
+        before = len(self.request.calls)
         await self.app.process_update(Update.de_json(raw, self.app.bot))
         assert self.request.rejected == [], self.request.rejected
-        return self.request.sent()[before:]
+        return [p for m, p in self.request.calls[before:] if m in ("sendMessage", "sendVenue")]
 
 
 @pytest.fixture
@@ -66,7 +83,7 @@ async def test_post_init_registers_chinese_commands(bot: Bot) -> None:
     await _post_init(bot.app)
     [params] = bot.request.sent("setMyCommands")
     commands = json.loads(params["commands"]) if isinstance(params["commands"], str) else params["commands"]
-    assert [c["command"] for c in commands] == ["start", "help", "topics", "age"]
+    assert [c["command"] for c in commands] == ["start", "help", "topics", "age", "find", "report", "cancel"]
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in c["description"]) for c in commands)
 
 
@@ -74,8 +91,9 @@ async def test_question_related_button_and_feedback(bot: Bot) -> None:
     [answer] = await bot.send(message("宝宝湿疹怎么护理"))
     assert "<b>" in answer["text"] and "湿疹" in answer["text"]
     data = [d for _, d in buttons(answer)]
-    related = [d for d in data if decode_action(d) and decode_action(d).kind == "article"]  # type: ignore[union-attr]
-    down = [d for d in data if d.endswith("|-")]
+    router = bot.app.bot_data["state"].conversation.router
+    related = [d for d in data if (a := decode_action(d, router)) and a.kind == "article"]
+    down = [d for d in data if (a := decode_action(d, router)) and a.kind == "feedback" and a.value == -1]
     assert related and down
     [article] = await bot.send(callback(related[0]))
     assert article["text"]
@@ -146,8 +164,9 @@ async def test_unknown_command_gets_help(bot: Bot) -> None:
     assert "怎么使用" in sent["text"]
 
 
-@pytest.mark.parametrize("data", ["1|a|no-such-article", "1|a|../etc/passwd", "garbage", "9|a|eczema",
-                                  "1|t|nutrition|999", "1|f|eczema|*", "1|" + "a" * 80, ""])
+@pytest.mark.parametrize("data", ["2|a|no-such-article", "2|a|../etc/passwd", "garbage", "9|a|eczema",
+                                  "1|a|eczema", "2|t|nutrition|999", "2|f|eczema|0|5", "2|f|eczema|0|*",
+                                  "2|" + "a" * 80, "", "2|zz|x", "2|iv|abc", "2|it|999", "2|ip||3"])
 async def test_forged_or_stale_callbacks_expire_and_change_nothing(bot: Bot, data: str) -> None:
     [sent] = await bot.send(callback(data))
     assert "已过期" in sent["text"]
@@ -201,3 +220,50 @@ async def test_a_429_is_retried_after_retry_after(tmp_path: Path, content_copy: 
         await app.process_update(Update.de_json(message("/start"), app.bot))
     attempts = request.sent()
     assert len(attempts) == 2 and attempts[0]["text"] == attempts[1]["text"]
+
+
+# ---------------------------------------------------------------- the institution finder on Telegram
+
+
+async def test_find_asks_for_the_location_with_a_request_location_keyboard(bot: Bot) -> None:
+    [sent] = await bot.send(message("/find"))
+    markup = sent["reply_markup"]
+    markup = json.loads(markup) if isinstance(markup, str) else markup
+    first = markup["keyboard"][0][0]
+    assert first["request_location"] is True and "位置" in first["text"]
+    assert markup.get("one_time_keyboard") is True
+
+
+async def test_a_shared_location_gives_cards_a_venue_and_a_next_page(bot: Bot) -> None:
+    load_demo(Directory(bot.store.db), DEFAULT_CONTENT_DIR, TODAY)
+    [results] = await bot.send(location(29.712, 120.237))
+    assert "公里" in results["text"] and "示例" in results["text"]
+    data = dict((label, d) for label, d in buttons(results))
+    pin = next(d for label, d in data.items() if label.startswith("📍 1."))
+    [venue] = await bot.send(callback(pin))
+    assert venue["title"] in results["text"] and float(venue["latitude"]) == pytest.approx(29.71, abs=0.05)
+    assert bot.request.sent("sendVenue") == [venue]
+    nxt = next(d for label, d in data.items() if "下一页" in label)
+    [page2] = await bot.send(callback(nxt))
+    assert "6. " in page2["text"]
+
+
+async def test_an_operator_updates_places_in_the_bot_and_a_parent_cannot(bot: Bot) -> None:
+    directory = Directory(bot.store.db)
+    load_demo(directory, DEFAULT_CONTENT_DIR, TODAY)
+    directory.add_operator(user_key("telegram", ADMIN["id"]), "DEMO-005", TODAY)
+    [refused] = await bot.send(message("/places 3"))
+    assert "只有登记" in refused["text"]
+    [done] = await bot.send(message("/places 3", user=ADMIN, chat_id=ADMIN["id"]))
+    assert "3 个空余托位" in done["text"]
+    assert directory.by_filing_no("DEMO-005").places == 3  # type: ignore[union-attr]
+
+
+async def test_a_report_through_the_bot_is_stored_with_a_reference(bot: Bot) -> None:
+    [start] = await bot.send(message("/report"))
+    [towns] = await bot.send(callback(next(d for label, d in buttons(start) if "未备案" in label)))
+    town = next(d for label, d in buttons(towns) if label == "店口")
+    await bot.send(callback(town))
+    [filed] = await bot.send(message("某小区一楼有人无证收托孩子"))
+    [row] = bot.store.db.table("reports").rows
+    assert row["ref"] in filed["text"] and row["town_code"] == "104" and row["reporter"] == f"telegram:{4242}"

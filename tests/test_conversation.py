@@ -7,25 +7,26 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zjcare_guide.conversation import MAX_MESSAGE, PAGE_SIZE, Conversation
+from zjcare_guide.clock import fixed_clock
+from zjcare_guide.conversation import Conversation
+from zjcare_guide.guidance import MAX_MESSAGE, PAGE_SIZE
 from zjcare_guide.guide import Guide, Outcome
 from zjcare_guide.replies import Action, Command, Press, Session, Text, Unsupported
 
-from .conftest import GOLDEN
+from .conftest import GOLDEN, TODAY
 
 
 def test_start_welcomes_with_emergency_numbers_and_main_menu(conversation: Conversation) -> None:
     [reply] = conversation.handle(Command("start"), Session())
     assert "120" in reply.text and "12320" in reply.text and "不能代替医生" in reply.text
-    assert [a.arg or a.kind for a in reply.actions()] == ["ask", "institutions", "reminders", "child", "help"]
+    assert [a.arg or a.kind for a in reply.actions()] == ["ask", "find", "reminders", "child", "help"]
 
 
 def test_menu_entries_not_built_yet_say_so_and_point_to_articles(conversation: Conversation) -> None:
     session = Session()
-    for entry in ("institutions", "reminders"):
-        [reply] = conversation.handle(Press(Action("menu", entry)), session)
-        assert "即将开放" in reply.text
-        assert all(conversation.guide.article(a.arg) for a in reply.actions())
+    [reply] = conversation.handle(Press(Action("menu", "reminders")), session)
+    assert "即将开放" in reply.text
+    assert reply.actions() and all(conversation.guide.article(a.arg) for a in reply.actions())
     [child] = conversation.handle(Press(Action("menu", "child")), session)
     assert "不会保存" in child.text
     [ask] = conversation.handle(Press(Action("menu", "ask")), session)
@@ -147,7 +148,7 @@ def test_safe_handle_turns_errors_into_an_apology(guide: Guide, caplog: pytest.L
         def decide(self, text: str, age_months: float | None = None) -> Outcome:
             raise RuntimeError("boom")
 
-    conv = Conversation(Exploding(guide.library))
+    conv = Conversation(Exploding(guide.library), clock=fixed_clock(TODAY))
     [reply] = conv.safe_handle(Text("宝宝的名字叫小明，发烧了"), Session())
     assert "抱歉" in reply.text and "120" in reply.text
     assert "小明" not in caplog.text and "Text" in caplog.text

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from zjcare_guide.conversation import MAX_MESSAGE, Conversation
+from zjcare_guide.conversation import Conversation
+from zjcare_guide.guidance import MAX_MESSAGE
 from zjcare_guide.replies import Session, Text
 
 BACK_BLOWS = "拍背5次"

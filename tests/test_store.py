@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from zjcare_guide.clock import fixed_clock
 from zjcare_guide.conversation import Conversation
 from zjcare_guide.guide import Guide
 from zjcare_guide.replies import Action, Press, Session, Text
-from zjcare_guide.store import Store, anonymise
+from zjcare_guide.store import Store, anonymise, migrations
 
 DAY = dt.date(2026, 11, 29)
 
@@ -25,7 +26,8 @@ def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
     Store.open(path)
     again = Store.open(path)
     assert {"feedback", "unanswered", "_sqlite_migrations"} <= set(again.db.table_names())
-    assert again.db.table("_sqlite_migrations").count == 1
+    assert again.db.table("_sqlite_migrations").count == len(migrations._migrations)
+    assert {"institutions", "institutions_rtree", "operators", "places_audit", "reports"} <= set(again.db.table_names())
 
 
 def test_anonymise_masks_long_numbers_and_bounds_length() -> None:
@@ -40,7 +42,7 @@ def test_feedback_rejects_other_values(store: Store) -> None:
 
 
 def test_conversation_stores_feedback_with_the_question_and_no_ids(guide: Guide, store: Store) -> None:
-    conv = Conversation(guide, store, today=lambda: DAY)
+    conv = Conversation(guide, clock=fixed_clock(DAY), store=store)
     session = Session()
     [answer] = conv.handle(Text("宝宝湿疹怎么护理"), session)
     article_id = answer.articles[0].id
@@ -54,7 +56,7 @@ def test_conversation_stores_feedback_with_the_question_and_no_ids(guide: Guide,
 
 
 def test_feedback_on_a_browsed_article_keeps_no_unrelated_question(guide: Guide, store: Store) -> None:
-    conv = Conversation(guide, store, today=lambda: DAY)
+    conv = Conversation(guide, clock=fixed_clock(DAY), store=store)
     session = Session()
     conv.handle(Text("宝宝湿疹怎么护理"), session)
     conv.handle(Press(Action("article", "car-seat")), session)
@@ -64,7 +66,7 @@ def test_feedback_on_a_browsed_article_keeps_no_unrelated_question(guide: Guide,
 
 
 def test_gaps_rank_unanswered_and_disliked_questions(guide: Guide, store: Store) -> None:
-    conv = Conversation(guide, store, today=lambda: DAY)
+    conv = Conversation(guide, clock=fixed_clock(DAY), store=store)
     for text in ("怎么给宝宝办护照", "怎么给宝宝办护照？", "怎么给 宝宝 办护照"):
         conv.handle(Text(text), Session())
     session = Session()
@@ -76,14 +78,14 @@ def test_gaps_rank_unanswered_and_disliked_questions(guide: Guide, store: Store)
 
 
 def test_out_of_scope_questions_are_not_kept(guide: Guide, store: Store) -> None:
-    conv = Conversation(guide, store, today=lambda: DAY)
+    conv = Conversation(guide, clock=fixed_clock(DAY), store=store)
     [reply] = conv.handle(Text("我老公最近失眠怎么办"), Session())
     assert reply.kind == "fallback"
     assert store.counts()["unanswered"] == 0
 
 
 def test_a_failing_database_never_costs_the_parent_the_answer(guide: Guide, store: Store) -> None:
-    conv = Conversation(guide, store, today=lambda: DAY)
+    conv = Conversation(guide, clock=fixed_clock(DAY), store=store)
     store.db.execute("drop table unanswered")
     store.db.execute("drop table feedback")
     [reply] = conv.handle(Text("怎么给宝宝办护照"), Session())
@@ -94,14 +96,9 @@ def test_a_failing_database_never_costs_the_parent_the_answer(guide: Guide, stor
     assert "谢谢" in thanks.text
 
 
-def test_storing_needs_a_day_from_the_transport(guide: Guide, store: Store) -> None:
-    with pytest.raises(ValueError):
-        Conversation(guide, store)
-
-
 @pytest.mark.parametrize("noise", ["😀😀", "123456", "asdf qwer zxcv", "？？？"])
 def test_only_chinese_questions_are_kept_as_gaps(guide: Guide, store: Store, noise: str) -> None:
     """Emoji, bare numbers and unreadable English give the editors nothing to write."""
-    conv = Conversation(guide, store, today=lambda: DAY)
+    conv = Conversation(guide, clock=fixed_clock(DAY), store=store)
     conv.handle(Text(noise), Session())
     assert store.counts()["unanswered"] == 0

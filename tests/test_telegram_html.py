@@ -4,10 +4,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.telegram_html import decode_action, encode_action, markup_to_html, split_html, tg_len
+from zjcare_guide.clock import fixed_clock
+from zjcare_guide.content import DEFAULT_CONTENT_DIR
 from zjcare_guide.conversation import Conversation
 from zjcare_guide.guide import Guide
 from zjcare_guide.replies import Action
 
+from .conftest import TODAY
 from .telegram_rules import html_problems
 
 markup_text = st.lists(
@@ -37,7 +40,7 @@ def test_long_article_splits_on_paragraphs() -> None:
 
 
 def test_every_button_of_the_library_encodes_within_64_bytes(guide: Guide) -> None:
-    conv = Conversation(guide)
+    conv = Conversation(guide, clock=fixed_clock(TODAY))
     actions = [Action("topics"), Action("help")]
     for a in guide.library.articles.values():
         actions += [Action("article", a.id), Action("feedback", a.id, value=1), Action("feedback", a.id, value=-1)]
@@ -45,11 +48,14 @@ def test_every_button_of_the_library_encodes_within_64_bytes(guide: Guide) -> No
         actions += [x for r in conv.topic_page(t.id, 0).buttons for x in (b.action for b in r)]
     actions += [b.action for row in conv.main_menu() for b in row]
     for action in actions:
-        data = encode_action(action)
+        data = encode_action(action, conv.router)
         assert len(data.encode()) <= 64
-        assert decode_action(data) == action
+        assert decode_action(data, conv.router) == action
+
+
+ROUTER = Conversation(Guide.from_dir(DEFAULT_CONTENT_DIR, TODAY), clock=fixed_clock(TODAY)).router
 
 
 @given(st.text(max_size=80))
 def test_decoding_anything_never_raises(data: str) -> None:
-    decode_action(data)
+    decode_action(data, ROUTER)

@@ -5,21 +5,27 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .clock import Clock, fixed_clock, system_clock
 from .commands import parse_command
 from .config import Config, ConfigError
 from .content import DEFAULT_CONTENT_DIR, ContentError, check_content
 from .conversation import Conversation
 from .evaluation import evaluate, leave_one_out, load_golden
 from .guide import Guide
+from .identity import CONSOLE
+from .institutions import Directory
+from .registry_import import ImportFileError, load_demo
 from .render import to_plain
-from .replies import Command, Reply, Session, Text
+from .replies import Command, Event, Location, Reply, Session, Text
 from .store import Store
 
 DEFAULT_GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "questions.yaml"
@@ -27,8 +33,16 @@ DEFAULT_GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "
 
 def _today(value: str | None) -> dt.date:
     if value:
-        return dt.date.fromisoformat(value)
-    return dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()  # Asia/Shanghai
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--today") from None
+    return system_clock().date()
+
+
+def clock_for(today: str | None) -> Clock:
+    """The system clock, or one stopped on --today (for reproducible output)."""
+    return fixed_clock(_today(today)) if today else system_clock
 
 
 def from_terminal(text: str) -> str:
@@ -91,13 +105,52 @@ content_option = click.option("--content", "content", type=click.Path(file_okay=
                               help="Content directory (default: $ZJCARE_CONTENT_DIR or the shipped content/).")
 
 
+def open_directory(store: Store, content: str | None, today: dt.date) -> Directory:
+    """The institution directory, with the demo institutions loaded on first start."""
+    directory = Directory(store.db)
+    try:
+        load_demo(directory, _content_dir(content), today)
+    except ImportFileError as exc:
+        raise click.ClickException(f"the demo institutions could not be loaded: {exc}") from None
+    return directory
+
+
+_LOC = re.compile(r"^/loc(?:ation)?(?:\s+(.*))?$", re.I | re.S)
+
+
+def console_event(line: str) -> Event:
+    """A console line as the event a transport would send: `/loc 29.71 120.24` shares a location
+    (latitude, longitude; a comma between them is fine), `/name args` is a command, the rest text."""
+    m = _LOC.match(line)
+    if m:
+        parts = re.split(r"[\s,，]+", (m.group(1) or "").strip())
+        try:
+            lat, lon = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+        except ValueError:
+            lat = lon = math.nan
+        return Location(lat, lon, actor=CONSOLE)
+    command = parse_command(line)
+    if isinstance(command, Command):
+        return Command(command.name, command.args, actor=CONSOLE)
+    return Text(line, actor=CONSOLE)
+
+
 def print_replies(replies: list[Reply], numbered: bool = True) -> None:
     """Plain-text form of what a parent is sent: the text, then the buttons numbered."""
     n = 0
     for i, reply in enumerate(replies):
         if i:
             click.echo("\n" + "—" * 20 + "\n")
+        if reply.venue is not None:
+            v = reply.venue
+            click.echo(f"📍 {v.title}\n   {v.address}\n   {v.latitude:.6f}, {v.longitude:.6f}")
+            continue
         click.echo(to_plain(reply.text))
+        if reply.ask_location is not None:
+            others = " / ".join(reply.ask_location.other_labels)
+            click.echo(f"\n  [{reply.ask_location.share_label}：输入 /loc 纬度 经度，如 /loc 29.71 120.24]")
+            if others:
+                click.echo(f"  [或输入：{others}]")
         labels = [b.label for row in reply.buttons for b in row]
         if labels and numbered:
             click.echo("")
@@ -123,7 +176,7 @@ def ask(question: str, age_months: int | None, as_json: bool, content: str | Non
     With --json: kind, articles, text, and for an escalation the danger signs found (sign, tier,
     by_model). Example: zjcare-guide ask "8个月宝宝辅食怎么加" --age-months 8 --json
     """
-    conv = Conversation(load_guide(content))
+    conv = Conversation(load_guide(content), clock=system_clock)
     outcome, replies = conv.ask(from_terminal(question), age_months)
     if as_json:
         refs = [r for reply in replies[:1] for r in reply.articles]
@@ -148,12 +201,15 @@ def ask(question: str, age_months: int | None, as_json: bool, content: str | Non
 def chat(age_months: int | None, content: str | None) -> None:
     """Talk to the guide on the console, offline, no token needed.
 
-    Type a question; a number presses a button of the last reply; /topics, /age N, /help, /quit.
+    Type a question; a number presses a button of the last reply; /topics, /age N, /find, /report,
+    /help, /quit; share a location with /loc LATITUDE LONGITUDE (WGS-84), e.g. /loc 29.71 120.24.
 
     Example: zjcare-guide chat --age-months 8
     """
     guide = load_guide(content)
-    conv = Conversation(guide, open_store(None), today=lambda: _today(None))
+    store = open_store(None)
+    open_directory(store, content, _today(None))
+    conv = Conversation(guide, clock=system_clock, store=store)
     session = Session(age_months=age_months, numbered_buttons=True)
     interactive = sys.stdin.isatty()
     if isinstance(sys.stdin, io.TextIOWrapper):
@@ -173,9 +229,7 @@ def chat(age_months: int | None, content: str | None) -> None:
             break
         if not interactive:
             click.echo(f"您> {line}")
-        command = parse_command(line)
-        event = command if isinstance(command, Command) else Text(line)
-        replies = conv.safe_handle(event, session)
+        replies = conv.safe_handle(console_event(line), session)
         click.echo("")
         print_replies(replies)
 
@@ -286,6 +340,8 @@ def content_eval(golden: str | None, verbose: bool, content: str | None) -> None
         for m in report.misses:
             click.echo(f"  [{m.group}] {m.question}  expected {m.expected}  got {m.got}")
 
+
+from . import directory_cli  # noqa: E402,F401  (registers `institutions`, `operators`, `reports`)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

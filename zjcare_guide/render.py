@@ -22,12 +22,16 @@ if TYPE_CHECKING:
 REQUIRED_TEMPLATES = ("welcome", "help", "greeting", "answer", "choices", "urgent", "fallback",
                       "out_of_scope", "english", "topics", "topic_articles", "disclaimer", "expired", "bad_input",
                       "error", "age_set", "ask_prompt", "coming_soon", "child", "admin_only", "reload_ok",
-                      "reload_failed")
+                      "reload_failed", "find_prompt", "institution_results", "town_list", "finder_notice",
+                      "find_filters", "cancelled", "report", "places")
 LABELS_FILE = "labels.yaml"
 REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topics", "related_prefix",
                    "thanks_feedback", "choice_prompt", "menu_ask", "menu_institutions", "menu_reminders",
                    "menu_child", "menu_help", "already_rated", "command_start", "command_help",
-                   "command_topics", "command_age")
+                   "command_topics", "command_age", "share_location", "find_by_town", "cancel", "filters",
+                   "find_again", "filter_inclusive", "filter_places", "filter_any_form", "filter_any_age",
+                   "filter_age", "report_prefix", "report_unfiled", "command_find", "command_report",
+                   "command_cancel")
 
 # Telegram HTML allows only a handful of tags and no raw angle brackets; article bodies are a small
 # Markdown subset that the transports render, so these characters never belong in a body.
@@ -55,6 +59,14 @@ def sample_context(name: str) -> dict[str, Any]:
         "age_months": 8, "page": 1, "pages": 2, "reason": "too_long", "max_length": 500,
         "feature": "institutions", "articles_count": 1, "signs": 3,
         "count": 3, "problems": ["content/x.md:1: 示例问题"],
+        # The institution finder, reports and operators.
+        "cards": [{"number": 1, "id": 1, "name": "示例托育园", "town": "店口镇", "distance_km": "1.2",
+                   "inclusive": True, "ages": "6–36个月", "forms": "全日托", "places": p, "places_day": "11月20日",
+                   "phone": "0575-00000000", "address": "示例路1号"} for p in (3, 0, None)],
+        "place": "店口镇", "near": True, "by_name": False, "filters": ["普惠"], "more": True, "listed": True,
+        "step": "start", "ref": "JB20261201-0001", "min": 5, "max": 1000, "town": "店口镇", "places": 3,
+        "institution": {"name": "示例托育园", "capacity": 20, "places": 3, "places_updated": "2026-11-20"},
+        "today": dt.date(2026, 12, 1),
     }
 
 

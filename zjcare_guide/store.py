@@ -41,6 +41,46 @@ def _m001_feedback_and_gaps(db: Database) -> None:
     db.table("unanswered").create_index(["question_key"])
 
 
+@migrations(name="002_institutions")
+def _m002_institutions(db: Database) -> None:
+    """The directory of childcare institutions (托育机构), its spatial index, operators, places history
+    and parents' reports. Column meanings: zjcare_guide.institutions.Institution."""
+    db.execute("""
+        create table institutions (
+            id integer primary key,
+            filing_no text not null unique,
+            name text not null, kind text not null, inclusive integer not null, town_code text not null,
+            address text not null, longitude real not null, latitude real not null, phone text not null,
+            forms text not null, age_min integer not null, age_max integer not null, classes text not null,
+            capacity integer not null, places integer, places_updated text,
+            fees text not null, hours text not null, status text not null
+        )""")
+    db.execute("create index institutions_town on institutions (town_code)")
+    # R*Tree over (latitude, longitude): `nearest` reads a bounding box instead of every row.
+    db.execute("create virtual table institutions_rtree using rtree(id, min_lat, max_lat, min_lon, max_lon)")
+    db.execute("""create trigger institutions_rtree_insert after insert on institutions begin
+        insert into institutions_rtree values (new.id, new.latitude, new.latitude, new.longitude, new.longitude);
+        end""")
+    db.execute("""create trigger institutions_rtree_update after update of latitude, longitude on institutions begin
+        update institutions_rtree set min_lat = new.latitude, max_lat = new.latitude,
+            min_lon = new.longitude, max_lon = new.longitude where id = new.id;
+        end""")
+    db.execute("""create trigger institutions_rtree_delete after delete on institutions begin
+        delete from institutions_rtree where id = old.id;
+        end""")
+    db.table("operators").create({"user_key": str, "filing_no": str, "added": str}, pk="user_key")
+    db.table("places_audit").create({
+        "id": int, "filing_no": str, "user_key": str, "old": int, "new": int, "at": str, "source": str,
+    }, pk="id")
+    db.table("places_audit").create_index(["filing_no"])
+    db.table("reports").create({
+        "id": int, "ref": str, "day": str, "created_at": str, "filing_no": str, "institution": str,
+        "town_code": str, "text": str, "reporter": str, "status": str,
+    }, pk="id", not_null={"ref", "day", "text"})
+    db.table("reports").create_index(["ref"], unique=True)
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+
+
 @dataclass(frozen=True)
 class Gap:
     """A question editors should look at: how often it was unanswered or disliked."""
