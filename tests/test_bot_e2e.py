@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from .fake_bot_api import FakeBotApi
-from .fakes import STICKER, callback, message
+from .fakes import ADMIN, STICKER, callback, location, message
 
 TOKEN = "123456:E2E-TEST"
 
@@ -152,3 +152,59 @@ async def test_missing_token_is_a_one_line_error(tmp_path: Path) -> None:
     _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 1
     assert err.decode().strip().count("\n") == 0 and "TELEGRAM_BOT_TOKEN is not set" in err.decode()
+
+
+async def test_institution_search_end_to_end(api: FakeBotApi, tmp_path: Path) -> None:
+    """Location shared → cards; 📍 → sendVenue; next page; an operator's /places; a report."""
+    db = tmp_path / "bot.db"
+    env = {**os.environ, "ZJCARE_DB": str(db), "HOME": str(tmp_path)}
+    # The operator is registered before the bot starts, as an administrator would.
+    near = await asyncio.create_subprocess_exec(*command(), "institutions", "near", "--lat", "29.71", "--lon",
+                                                "120.24", env=env, stdout=asyncio.subprocess.PIPE)
+    await near.communicate()
+    add = await asyncio.create_subprocess_exec(*command(), "operators", "add", "--telegram-id", str(ADMIN["id"]),
+                                               "--institution", "DEMO-002", env=env, stdout=asyncio.subprocess.PIPE)
+    await add.communicate()
+    assert add.returncode == 0
+    proc = await start_bot(api, tmp_path)
+    try:
+        api.push(message("/find"))
+        sent = await api.wait_sent(1, timeout=30)
+        assert sent[0]["reply_markup"]["keyboard"][0][0]["request_location"] is True
+
+        api.push(location(29.712, 120.237))
+        sent = await api.wait_sent(2)
+        cards = sent[1]
+        assert "公里" in cards["text"]
+        data = keyboard_data(cards)
+        api.push(callback(data[0]))  # 📍 of the nearest
+        sent = await api.wait_sent(3)
+        assert "title" in sent[2] and float(sent[2]["latitude"]) == pytest.approx(29.71, abs=0.05)
+
+        next_page = next(b["callback_data"] for row in cards["reply_markup"]["inline_keyboard"] for b in row
+                         if "下一页" in b["text"])
+        api.push(callback(next_page))
+        sent = await api.wait_sent(4)
+        assert "6. " in sent[3]["text"]
+
+        api.push(message("/places 2", user=ADMIN, chat_id=ADMIN["id"]))
+        sent = await api.wait_sent(5)
+        assert "2 个空余托位" in sent[4]["text"]
+
+        api.push(message("/report"))
+        sent = await api.wait_sent(6)
+        pick = next(b["callback_data"] for row in sent[5]["reply_markup"]["inline_keyboard"] for b in row
+                    if b["text"].startswith("举报："))
+        api.push(callback(pick))
+        await api.wait_sent(7)
+        api.push(message("老师对孩子大声呵斥，家长群里有视频"))
+        sent = await api.wait_sent(8)
+        assert "JB" in sent[7]["text"]
+    finally:
+        log = await stop_bot(proc)
+    assert proc.returncode == 0, log[-2000:]
+    assert api.rejected == []
+    assert "29.712" not in log and "120.237" not in log  # the parent's location is never logged
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select places from institutions where filing_no = 'DEMO-002'").fetchone() == (2,)
+        assert conn.execute("select count(*) from reports").fetchone() == (1,)

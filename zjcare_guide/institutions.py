@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils.db import Database
@@ -31,6 +31,12 @@ KM_PER_DEGREE_LAT = math.pi * EARTH_RADIUS_KM / 180
 DEMO_PREFIX = "DEMO-"
 _COLUMNS = ("id, filing_no, name, kind, inclusive, town_code, address, longitude, latitude, phone, forms, "
             "age_min, age_max, classes, capacity, places, places_updated, fees, hours, status")
+_I_COLUMNS = ", ".join("i." + c.strip() for c in _COLUMNS.split(","))
+# haversine_km in SQL (SQLite's math functions), for the point bound to the first three parameters
+# (latitude, latitude, longitude): the rows of a box are measured and sorted without leaving C.
+_HAVERSINE_SQL = (f"2 * {EARTH_RADIUS_KM} * asin(min(1, sqrt(power(sin(radians(i.latitude - ?) / 2), 2) "
+                  "+ cos(radians(?)) * cos(radians(i.latitude)) * power(sin(radians(i.longitude - ?) / 2), 2))))")
+FIRST_RADIUS_KM = 0.25
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,6 @@ class Directory:
     """The institutions in the service's SQLite database (tables from store migration 002)."""
 
     db: Database
-    _first_radius_km: float = field(default=2.0, repr=False)
 
     # ------------------------------------------------------------ reading
 
@@ -159,31 +164,29 @@ class Directory:
 
     def nearest(self, latitude: float, longitude: float, today: dt.date, *, filters: Filters = Filters(),
                 radius_km: float = DEFAULT_RADIUS_KM, limit: int = 5) -> list[Hit]:
-        """Listed institutions within `radius_km` of the point, nearest first, at most `limit`.
+        """Listed institutions within `radius_km` of the point, nearest first, at most `limit`;
+        distances in km (haversine).
 
-        Reads the R*Tree with a box that starts small and doubles until it holds `limit` matches
-        inside the circle it encloses (those are then the nearest: anything outside is farther) or
-        reaches the radius, so a dense city costs a few dozen rows, not the whole table."""
+        Reads the R*Tree with a box that starts at 250 m and doubles until the circle it encloses
+        holds `limit` matches (those are then the nearest: anything outside is farther) or the
+        radius is reached, so a dense town centre and an empty hillside both cost a few small
+        queries, never the whole table."""
         if limit <= 0 or radius_km <= 0:
             return []
         where, params = filters.sql(today)
-        r = min(self._first_radius_km, radius_km)
+        r = min(FIRST_RADIUS_KM, radius_km)
         while True:
             dlat = r / KM_PER_DEGREE_LAT
             dlon = r / (KM_PER_DEGREE_LAT * max(math.cos(math.radians(latitude)), 1e-6))
             rows = self.db.execute(
-                f"select {', '.join('i.' + c.strip() for c in _COLUMNS.split(','))} "
+                f"select {_I_COLUMNS}, {_HAVERSINE_SQL} as d "
                 "from institutions_rtree t join institutions i on i.id = t.id "
-                "where t.min_lat >= ? and t.max_lat <= ? and t.min_lon >= ? and t.max_lon <= ? and " + where,
-                [latitude - dlat, latitude + dlat, longitude - dlon, longitude + dlon, *params]).fetchall()
-            hits = []
-            for row in rows:
-                d = haversine_km(latitude, longitude, row[8], row[7])
-                if d <= r:
-                    hits.append((d, row))
-            if len(hits) >= limit or r >= radius_km:
-                hits.sort(key=lambda h: (h[0], h[1][1]))
-                return [Hit(Institution.from_row(row), d) for d, row in hits[:limit]]
+                "where t.min_lat >= ? and t.max_lat <= ? and t.min_lon >= ? and t.max_lon <= ? "
+                f"and {where} and d <= ? order by d, i.filing_no limit ?",
+                [latitude, latitude, longitude, latitude - dlat, latitude + dlat, longitude - dlon,
+                 longitude + dlon, *params, r, limit]).fetchall()
+            if len(rows) >= limit or r >= radius_km:
+                return [Hit(Institution.from_row(row), float(row[-1])) for row in rows]
             r = min(radius_km, r * 2)
 
     def search(self, text: str, today: dt.date, *, filters: Filters = Filters(), limit: int = 20) -> list[Hit]:
@@ -195,7 +198,7 @@ class Directory:
         where, params = filters.sql(today)
         out: dict[int, Institution] = {}
         for row in self.db.execute(
-                f"select {', '.join('i.' + c.strip() for c in _COLUMNS.split(','))} from institutions i "
+                f"select {_I_COLUMNS} from institutions i "
                 f"where instr(i.name, ?) > 0 and {where} order by i.name limit ?", [text, *params, limit]):
             out[row[0]] = Institution.from_row(row)
         town = find_town(text, in_sentence=False)
@@ -210,7 +213,7 @@ class Directory:
         where, params = filters.sql(today)
         fresh = (today - dt.timedelta(days=STALE_AFTER_DAYS)).isoformat()
         rows = self.db.execute(
-            f"select {', '.join('i.' + c.strip() for c in _COLUMNS.split(','))} from institutions i "
+            f"select {_I_COLUMNS} from institutions i "
             f"where i.town_code = ? and {where} "
             "order by (i.places > 0 and i.places_updated >= ?) desc, i.name limit ?",
             [town_code, *params, fresh, limit])
