@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zjcare_guide.institutions import Directory, Filters, haversine_km  # noqa: E402
-from zjcare_guide.registry_import import HEADERS, import_file  # noqa: E402
-from zjcare_guide.store import Store  # noqa: E402
-from zjcare_guide.towns import LAT_RANGE, LON_RANGE, TOWNS  # noqa: E402
+from zjcare_guide.institutions import Directory, Filters, haversine_km
+from zjcare_guide.registry_import import HEADERS, import_file
+from zjcare_guide.store import Store
+from zjcare_guide.towns import LAT_RANGE, LON_RANGE, TOWNS
 
 TODAY = dt.date(2026, 12, 1)
 SEAT = (29.712, 120.237)
