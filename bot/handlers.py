@@ -66,8 +66,10 @@ def _session(context: ContextTypes.DEFAULT_TYPE) -> Session:
 
 
 async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes.DEFAULT_TYPE,
-                       thread_id: int | None = None) -> None:
-    """Send replies in order; `thread_id` keeps them in the forum topic the parent wrote in."""
+                       thread_id: int | None = None, private: bool = True) -> None:
+    """Send replies in order; `thread_id` keeps them in the forum topic the parent wrote in. Telegram
+    shares a location from a keyboard button in private chats only: in a group the request is text
+    (the parent types a town)."""
     router = _state(context).conversation.router
     for reply in replies:
         if reply.venue is not None:
@@ -78,7 +80,7 @@ async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes
         chunks = split_html(reply.text)
         markup: ReplyMarkup | None
         if reply.ask_location is not None:
-            markup = location_keyboard(reply.ask_location)
+            markup = location_keyboard(reply.ask_location) if private else None
         else:
             # Pre-serialised JSON is what the Bot API receives either way (telegram_html.keyboard_json).
             markup = cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons, router))
@@ -113,7 +115,8 @@ async def _handle(update: Update, context: ContextTypes.DEFAULT_TYPE, event: Eve
     if chat is None:
         return
     replies = _state(context).conversation.safe_handle(event, _session(context))
-    await send_replies(chat.id, replies, context, _thread(update.effective_message))
+    await send_replies(chat.id, replies, context, _thread(update.effective_message),
+                       private=chat.type == ChatType.PRIVATE)
 
 
 def _spoken_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[Message, str] | None:

@@ -267,3 +267,8 @@ async def test_a_report_through_the_bot_is_stored_with_a_reference(bot: Bot) -> 
     [filed] = await bot.send(message("某小区一楼有人无证收托孩子"))
     [row] = bot.store.db.table("reports").rows
     assert row["ref"] in filed["text"] and row["town_code"] == "104" and row["reporter"] == f"telegram:{4242}"
+
+
+async def test_in_a_group_the_location_request_is_text_only(bot: Bot) -> None:
+    [sent] = await bot.send(message("@zjcare_test_bot /find", chat_id=-100123))
+    assert "镇街" in sent["text"] and not sent.get("reply_markup")

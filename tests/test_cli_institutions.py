@@ -138,3 +138,14 @@ def test_readers_do_not_create_a_database_at_a_mistyped_path(tmp_path: Path) -> 
         code, out = run(*args, "--db", str(tmp_path / "typo.db"))
         assert code == 1 and "no database" in out
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_content_check_validates_the_demo_institutions(content_copy: Path) -> None:
+    demo = content_copy / "institutions" / "demo.csv"
+    demo.write_text(demo.read_text(encoding="utf-8").replace("DEMO-007,", "REAL-007,", 1)
+                    .replace(",店口镇,", ",杭州,", 1), encoding="utf-8")
+    code, out = run("content", "check", str(content_copy))
+    assert code == 1 and "demo.csv: line" in out and "所属镇街: 杭州" in out
+    demo.write_text(demo.read_text(encoding="utf-8").replace(",杭州,", ",店口镇,"), encoding="utf-8")
+    code, out = run("content", "check", str(content_copy))
+    assert code == 1 and "start with DEMO-" in out

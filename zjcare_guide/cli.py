@@ -23,7 +23,7 @@ from .evaluation import evaluate, leave_one_out, load_golden
 from .guide import Guide
 from .identity import CONSOLE
 from .institutions import Directory
-from .registry_import import ImportFileError, load_demo
+from .registry_import import ImportFileError, check_demo, load_demo
 from .render import to_plain
 from .replies import Command, Event, Location, Reply, Session, Text
 from .store import Store
@@ -249,10 +249,11 @@ def content_check(directory: str | None, today: str | None) -> None:
     """
     root = _content_dir(directory)
     library, problems = check_content(root, _today(today))
-    for p in problems:
-        click.echo(str(p))
-    if library is None:
-        click.echo(f"{len(problems)} problem(s) in {root}", err=True)
+    demo = check_demo(root, _today(today))
+    for p in [*map(str, problems), *demo]:
+        click.echo(p)
+    if library is None or demo:
+        click.echo(f"{len(problems) + len(demo)} problem(s) in {root}", err=True)
         sys.exit(1)
     click.echo(f"ok: {len(library.articles)} articles, {len(library.danger.signs)} danger signs, "
                f"{len(library.topics)} topics in {root}")

@@ -25,6 +25,7 @@ MAX_PAGES = 20
 AGE_CHOICES = (6, 12, 18, 24, 30)
 _TOGGLE = r"incl|places|form[0-4]|age(?:none|\d{1,2})"
 PROMPTED = "finder_prompted"  # session state: the last finder message asked for a town
+SHOWN = "finder_shown"  # session state: ids of the institutions on the last results page (for /report)
 
 
 def same_label(text: str, label: str) -> bool:
@@ -43,7 +44,6 @@ class Search:
     town_code: str | None = None
     filters: Filters = field(default_factory=Filters)
     page: int = 0
-    shown: list[int] = field(default_factory=list)  # institution ids on the last page, for /report
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ class Finder(BaseFeature):
         if start and start >= len(hits):
             return self._notice("expired")
         shown = hits[start:start + PAGE_SIZE]
-        search.shown = [h.institution.id for h in shown]
+        turn.session.state[SHOWN] = [h.institution.id for h in shown]
         # A town typed next searches again; anything else goes back to the question answering.
         turn.session.awaiting = self.name
         turn.session.state[PROMPTED] = False

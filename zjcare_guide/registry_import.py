@@ -33,6 +33,9 @@ _LIST_SEP = re.compile(r"[、,，/／;；\s]+")
 _AGE = re.compile(r"^\s*(\d{1,2})\s*[-~～—至到]\s*(\d{1,2})\s*$")
 _DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$")
 MAX_AGE_MONTHS = 36
+# A card shows these; a registry cell longer than this is a paste gone wrong.
+MAX_NAME = 100
+MAX_TEXT = 300
 PROGRESS_EVERY = 1000
 _INSERT_COLUMNS = ("filing_no", "name", "kind", "inclusive", "town_code", "address", "longitude", "latitude",
                    "phone", "forms", "age_min", "age_max", "classes", "capacity", "places", "places_updated",
@@ -231,6 +234,8 @@ def validate(line: int, cell: dict[str, str], today: dt.date, coords: str) -> tu
     name = cell["机构名称"]
     if not name:
         bad("机构名称", "missing")
+    elif len(name) > MAX_NAME:
+        bad("机构名称", f"longer than {MAX_NAME} characters")
     kind = cell["机构类型"]
     if kind not in KINDS:
         bad("机构类型", f"{kind or 'empty'}: not one of {' / '.join(KINDS)}")
@@ -243,6 +248,11 @@ def validate(line: int, cell: dict[str, str], today: dt.date, coords: str) -> tu
     address = cell["地址"]
     if not address:
         bad("地址", "missing")
+    elif len(address) > MAX_TEXT:
+        bad("地址", f"longer than {MAX_TEXT} characters")
+    for column in ("联系电话", "收费标准", "开放时间"):
+        if len(cell[column]) > MAX_TEXT:
+            bad(column, f"longer than {MAX_TEXT} characters")
     lon, lat = _number(cell["经度"]), _number(cell["纬度"])
     if lon is None:
         bad("经度", f"{cell['经度'] or 'empty'}: not a number")
@@ -483,3 +493,27 @@ def load_demo(directory: Directory, content_dir: Path, today: dt.date) -> int:
         loaded += result.inserted
     directory.set_meta("demo_loaded", today.isoformat())
     return loaded
+
+
+def check_demo(content_dir: Path, today: dt.date) -> list[str]:
+    """Problems of `content/institutions/*.csv` as `path: line N: column: problem`, found by a dry
+    import into an empty in-memory database (for `content check`)."""
+    from .store import Store
+
+    out: list[str] = []
+    for path in sorted((content_dir / "institutions").glob("*.csv")):
+        try:
+            result = import_file(Directory(Store.open(":memory:").db), path, today, dry_run=True)
+        except ImportFileError as exc:
+            out.append(f"{path}: {exc}")
+            continue
+        out += [f"{path}: {p}" for p in result.problems]
+        if result.ok and not all(r.startswith(DEMO_PREFIX) for r in _filing_numbers(path)):
+            out.append(f"{path}: demo filing numbers start with {DEMO_PREFIX} (a real import replaces them)")
+    return out
+
+
+def _filing_numbers(path: Path) -> list[str]:
+    table = read_table(path)
+    i = table.header.index("备案编号")
+    return [cells[i] for _, cells in table.rows]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlite_utils.db import Database
 
+from .finder import SHOWN
 from .guide import Guide
 from .institutions import Directory
 from .render import Renderer
@@ -94,9 +95,9 @@ class Reports(BaseFeature):
         if self.directory is None:
             return [Reply("notice", self._r().render("finder_notice", reason="unavailable"))]
         r = self._r()
-        search = turn.session.state.get("finder")
-        shown = getattr(search, "shown", [])
-        institutions = [i for i in (self.directory.get(n) for n in shown) if i is not None]
+        shown = turn.session.state.get(SHOWN)
+        ids = [n for n in shown if isinstance(n, int)] if isinstance(shown, list) else []
+        institutions = [i for i in (self.directory.get(n) for n in ids) if i is not None and i.status == "备案"]
         rows: list[tuple[Button, ...]] = [(Button(f"{r.label('report_prefix')}{i.name}"[:60],
                                                   Action("report_inst", str(i.id))),) for i in institutions]
         if not institutions:
@@ -138,15 +139,17 @@ class Reports(BaseFeature):
             # The parent stays in the step: a too-short or too-long description is asked for again.
             return [Reply("notice", r.render("report", step="length", min=MIN_REPORT, max=MAX_REPORT))]
         kind, value = target
+        # Kept so the parent can see and delete their own reports; "" when the transport cannot tell who.
+        reporter = turn.actor.user_key if turn.actor.user_id else ""
         if kind == "institution":
             inst = self.directory.get(int(value))
             if inst is None:
                 turn.session.awaiting = ""
                 return [Reply("notice", r.render("expired"))]
-            report = file_report(self.directory.db, turn.now, text, turn.actor.user_key, filing_no=inst.filing_no,
+            report = file_report(self.directory.db, turn.now, text, reporter, filing_no=inst.filing_no,
                                  institution=inst.name, town_code=inst.town_code)
         else:
-            report = file_report(self.directory.db, turn.now, text, turn.actor.user_key, town_code=str(value))
+            report = file_report(self.directory.db, turn.now, text, reporter, town_code=str(value))
         turn.session.awaiting = ""
         del turn.session.state[self.name]
         return [Reply("notice", r.render("report", step="filed", ref=report.ref))]
