@@ -149,3 +149,16 @@ def test_content_check_validates_the_demo_institutions(content_copy: Path) -> No
     demo.write_text(demo.read_text(encoding="utf-8").replace(",杭州,", ",店口镇,"), encoding="utf-8")
     code, out = run("content", "check", str(content_copy))
     assert code == 1 and "start with DEMO-" in out
+
+
+def test_a_dry_run_creates_no_database_and_operators_go_with_the_demo(tmp_path: Path) -> None:
+    db = tmp_path / "z.db"
+    code, out = run("institutions", "import", str(write_csv(tmp_path / "r.csv", [row(1)])), "--dry-run",
+                    "--db", str(db))
+    assert code == 0 and "would import" in out and not db.exists()
+    code, out = run("operators", "add", "--telegram-id", "9", "--institution", "DEMO-003", "--db", str(db))
+    assert code == 0 and "parents do not see it" in out  # DEMO-003 is 整改中; the demo loaded first
+    code, out = run("institutions", "import", str(tmp_path / "r.csv"), "--db", str(db))
+    assert code == 0 and "demo institution(s) removed" in out
+    code, out = run("operators", "list", "--db", str(db))
+    assert "DEMO-003" not in out

@@ -212,3 +212,72 @@ def test_without_a_database_the_finder_says_so(guide: Guide) -> None:
     conv = Conversation(guide, clock=fixed_clock(TODAY))
     [reply] = conv.handle(Press(Action("find")), Session())
     assert "暂时无法使用" in reply.text
+
+
+@pytest.mark.parametrize("text, town", [("店口有托育机构吗", "店口镇"), ("枫桥", "枫桥镇"),
+                                        ("暨阳街道的托班", "暨阳街道")])
+def test_a_search_typed_out_of_any_flow_is_the_finders(conv: Conversation, text: str, town: str) -> None:
+    [reply] = conv.handle(Text(text, actor=PARENT), Session())
+    assert f"{town}的备案托育机构" in reply.text
+
+
+def test_a_nearby_search_without_a_town_asks_for_the_location(conv: Conversation) -> None:
+    session = Session(numbered_buttons=True)
+    conv.handle(Command("start", actor=PARENT), session)
+    [reply] = conv.handle(Text("附近有托儿所吗", actor=PARENT), session)
+    assert reply.ask_location is not None
+    assert session.options == []  # "1" now presses nothing of the earlier menu
+
+
+@pytest.mark.parametrize("text", ["选托育机构要看哪些方面", "托班老师打小孩 去哪里投诉", "托育机构有哪些类型"])
+def test_questions_about_childcare_stay_with_the_guidance(conv: Conversation, text: str) -> None:
+    replies = conv.handle(Text(text, actor=PARENT), Session())
+    assert replies[0].kind in ("answer", "choices")
+
+
+def test_a_report_describing_a_danger_sign_is_escalated_and_still_filed(conv: Conversation, store: Store) -> None:
+    session = Session()
+    conv.handle(Location(*CENTRE, actor=PARENT), session)
+    [start] = conv.handle(Command("report", actor=PARENT), session)
+    conv.handle(Press(next(a for a in start.actions() if a.kind == "report_inst"), actor=PARENT), session)
+    replies = conv.handle(Text("孩子在托育园被打了，现在嘴唇发紫呼吸困难", actor=PARENT), session)
+    assert replies[0].kind == "urgent" and "JB20261201-0001" in replies[-1].text
+    [report] = list_reports(store.db)
+    assert "嘴唇发紫" in report.text
+
+
+def test_the_unfiled_operators_town_can_be_typed(conv: Conversation, store: Store) -> None:
+    session = Session()
+    conv.handle(Command("report", actor=PARENT), session)
+    press(conv, session, "report_unfiled")
+    [again] = conv.handle(Text("火星", actor=PARENT), session)
+    assert "没有认出" in again.text and len(again.actions()) == 23
+    [describe] = conv.handle(Text("diankou", actor=PARENT), session)
+    assert "店口镇" in describe.text
+    conv.handle(Text("小区里有人在家收托十几个孩子", actor=PARENT), session)
+    [report] = list_reports(store.db)
+    assert report.town == "店口镇"
+
+
+def test_cancel_says_when_there_was_nothing_to_cancel(conv: Conversation) -> None:
+    [nothing] = conv.handle(Command("cancel", actor=PARENT), Session())
+    assert "没有需要取消" in nothing.text
+    session = Session()
+    press(conv, session, "find")
+    [cancelled] = conv.handle(Command("cancel", actor=PARENT), session)
+    assert "已取消" in cancelled.text and session.awaiting == ""
+
+
+def test_no_results_without_filters_says_so_and_offers_no_filters(conv: Conversation, store: Store) -> None:
+    store.db.execute("update institutions set status = '注销' where town_code = '201'")  # 东和乡
+    [reply] = press(conv, Session(), "find_town", "201")
+    assert "还没有备案的托育机构" in reply.text
+    assert not any(a.kind == "find_filters" for a in reply.actions())
+
+
+def test_the_age_given_is_a_choice_in_the_filters(conv: Conversation) -> None:
+    session = Session(age_months=8)
+    conv.handle(Location(*CENTRE, actor=PARENT), session)
+    [menu] = press(conv, session, "find_filters")
+    labels = [b.label for row in menu.buttons for b in row]
+    assert "✅ 8个月" in labels

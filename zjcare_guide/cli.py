@@ -202,7 +202,8 @@ def chat(age_months: int | None, content: str | None) -> None:
     """Talk to the guide on the console, offline, no token needed.
 
     Type a question; a number presses a button of the last reply; /topics, /age N, /find, /report,
-    /help, /quit; share a location with /loc LATITUDE LONGITUDE (WGS-84), e.g. /loc 29.71 120.24.
+    /places N (operators), /cancel, /help, /quit; share a location with /loc LATITUDE LONGITUDE
+    (WGS-84), e.g. /loc 29.71 120.24.
 
     Example: zjcare-guide chat --age-months 8
     """

@@ -26,6 +26,7 @@ from .store import Store
 from .text import sanitize
 
 _CHOICE = re.compile(r"^\s*(\d{1,2})\s*$")
+_CANCELLED_STEP = "cancelled_step"  # session state: the step the last command ended, for /cancel
 log = logging.getLogger(__name__)
 
 
@@ -57,8 +58,9 @@ class Conversation(BaseFeature):
         return (CommandSpec("cancel", self._cancel, listed=True),)
 
     def _cancel(self, turn: Turn, args: str) -> list[Reply]:
-        turn.session.awaiting = ""
-        return [Reply("notice", self.guide.renderer.render("cancelled"), self.guidance.main_menu())]
+        # The command itself already ended the step (see _command); `was` is what it was.
+        was = turn.session.state.pop(_CANCELLED_STEP, "")
+        return [Reply("notice", self.guide.renderer.render("cancelled", nothing=not was), self.guidance.main_menu())]
 
     # ------------------------------------------------------------ entry point
 
@@ -89,6 +91,8 @@ class Conversation(BaseFeature):
         actions = [a for r in replies for a in r.actions()]
         if actions:  # a reply without buttons (a notice) keeps the previous choices open
             session.options = actions
+        elif any(r.ask_location for r in replies):
+            session.options = []  # its keyboard replaces the earlier buttons: a number presses none
         return replies
 
     def _text(self, text: str, turn: Turn) -> list[Reply]:
@@ -101,11 +105,18 @@ class Conversation(BaseFeature):
                 return self._press(session.options[n - 1], turn)
             return [self.guidance.notice("bad_input", reason="choice")]
         feature = self.router.features.get(session.awaiting) if session.awaiting else None
+        if feature is None:
+            # Out of any flow, a feature may claim a message ("店口有托育机构吗"); the rest are questions.
+            feature = next((f for f in self.router.features.values()
+                            if f is not self.guidance and f.claims(text)), None)
         if feature is not None:
             triage = self.guide.triage.assess(sanitize(text), session.age_months)
             if triage.urgent:
+                urgent = self.guidance.respond(Outcome("urgent", triage=triage, question=text))
+                if session.awaiting == feature.name and feature.files_urgent_text:
+                    return urgent + (feature.on_text(turn, text) or [])
                 session.awaiting = ""
-                return self.guidance.respond(Outcome("urgent", triage=triage, question=text))
+                return urgent
             replies = feature.on_text(turn, text)
             if replies is not None:
                 return replies
@@ -116,7 +127,8 @@ class Conversation(BaseFeature):
         spec = self.router.command(cmd.name.lower())
         if spec is None:
             return [self.guidance.help()]
-        # A command ends whatever a feature was waiting for, unless it is that feature's own step.
+        # A command ends whatever a feature was waiting for.
+        turn.session.state[_CANCELLED_STEP] = turn.session.awaiting
         turn.session.awaiting = ""
         return spec.handler(turn, cmd.args)
 

@@ -15,7 +15,7 @@ import click
 
 from .cli import _today, config_from_env, content_option, main, open_directory, open_store
 from .identity import user_key
-from .institutions import DEFAULT_RADIUS_KM, FORMS, Directory, Filters, Hit
+from .institutions import DEFAULT_RADIUS_KM, FORMS, LISTED, Directory, Filters, Hit
 from .registry_import import ImportFileError, export_file, import_file, write_rows
 from .reports import EXPORT_HEADERS, list_reports
 from .store import Store
@@ -50,7 +50,7 @@ def institutions() -> None:
 @db_option
 @today_option
 def institutions_import(file: str, dry_run: bool, coords: str, db: str | None, today: str | None) -> None:
-    """Import the registry from CSV (UTF-8, UTF-8 with BOM or GBK) or XLSX with Chinese headers.
+    """Import the registry from CSV (UTF-8, UTF-8 with BOM or GBK/GB18030) or XLSX with Chinese headers.
 
     Every row is validated first; any problem is printed as `line N: column: problem` and nothing is
     written (exit 1). Otherwise institutions are upserted by 备案编号 in one transaction.
@@ -58,7 +58,10 @@ def institutions_import(file: str, dry_run: bool, coords: str, db: str | None, t
     Example: zjcare-guide institutions import registry.xlsx --dry-run
     """
     day = _today(today)
-    directory = Directory(_store(db).db)
+    target = Path(db) if db else config_from_env().db_path
+    # A dry run writes nothing, not even a new empty database where none was.
+    store = open_store(":memory:") if dry_run and not target.exists() else _store(db)
+    directory = Directory(store.db)
     with contextlib.ExitStack() as stack:
         bars: list[Any] = []  # a progress bar, opened once the file turns out to be large
 
@@ -129,7 +132,7 @@ def _print_hits(hits: list[Hit], today: dt.date, as_json: bool) -> None:
         where = f"{h.distance_km:5.1f} km  " if h.distance_km is not None else ""
         click.echo(f"{where}{i.name}  [{i.filing_no}]  {i.town.name}  {'普惠  ' if i.inclusive else ''}"
                    f"{i.age_min}-{i.age_max}个月  {'、'.join(i.forms)}  "
-                   f"空余托位 {'空位待确认' if places is None else places}  {i.phone}")
+                   f"{'空位待确认' if places is None else f'空余托位 {places}'}  {i.phone}")
 
 
 @institutions.command("near")
@@ -196,22 +199,24 @@ def operators() -> None:
 @click.option("--telegram-id", type=click.IntRange(1), required=True, help="The operator's Telegram user id.")
 @click.option("--institution", required=True, help="The institution's 备案编号.")
 @db_option
-@today_option
-def operators_add(telegram_id: int, institution: str, db: str | None, today: str | None) -> None:
+def operators_add(telegram_id: int, institution: str, db: str | None) -> None:
     """Let a Telegram user update one institution's places (replaces their earlier institution).
 
     Example: zjcare-guide operators add --telegram-id 123456789 --institution DEMO-001
     """
-    directory = Directory(_store(db).db)
+    day = _today(None)
+    directory = open_directory(_store(db), None, day)
     try:
-        inst = directory.add_operator(user_key("telegram", telegram_id), institution, _today(today))
+        inst = directory.add_operator(user_key("telegram", telegram_id), institution, day)
     except KeyError:
         raise click.ClickException(f"no institution with 备案编号 {institution}") from None
     click.echo(f"telegram user {telegram_id} can now update the places of {inst.name} [{inst.filing_no}]")
+    if inst.status != LISTED:
+        click.echo(f"note: its state is {inst.status}, so parents do not see it in searches", err=True)
 
 
 @operators.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rows: user, institution, added.")
 @db_option
 def operators_list(as_json: bool, db: str | None) -> None:
     """Every operator and their institution.
@@ -248,7 +253,7 @@ def reports() -> None:
 
 @reports.command("list")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only reports from this day on.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rows: ref, day, time, filing_no, institution…")
 @db_option
 def reports_list(since: dt.datetime | None, as_json: bool, db: str | None) -> None:
     """The reports, oldest first, with their reference numbers.
@@ -257,13 +262,13 @@ def reports_list(since: dt.datetime | None, as_json: bool, db: str | None) -> No
     """
     items = list_reports(_existing_store(db).db, since.date() if since else None)
     if as_json:
-        click.echo(json.dumps([dict(zip(("ref", "day", "created_at", "filing_no", "institution", "town", "text",
+        click.echo(json.dumps([dict(zip(("ref", "day", "time", "filing_no", "institution", "town", "text",
                                          "status"), r.as_row(), strict=True)) for r in items],
                               ensure_ascii=False, indent=2))
         return
     for r in items:
         about = f"{r.institution} [{r.filing_no}]" if r.filing_no else f"未备案 · {r.town}"
-        click.echo(f"{r.ref}  {r.created_at}  {about}\n    {r.text}")
+        click.echo(f"{r.ref}  {r.day} {r.time}  {r.status_name}  {about}\n    {r.text}")
     if not items:
         click.echo("no reports")
 

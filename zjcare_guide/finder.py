@@ -20,12 +20,22 @@ from .text import han_count
 from .towns import BY_CODE, TOWNS, find_town, in_zhuji
 
 PAGE_SIZE = 5
+MAX_AGE_MONTHS = 36  # childcare institutions take children under 3
 MAX_PAGES = 20
 # Ages a parent can pick when none is known yet (months), shown as 6个月, 1岁, 1岁半…
 AGE_CHOICES = (6, 12, 18, 24, 30)
 _TOGGLE = r"incl|places|form[0-4]|age(?:none|\d{1,2})"
 PROMPTED = "finder_prompted"  # session state: the last finder message asked for a town
 SHOWN = "finder_shown"  # session state: ids of the institutions on the last results page (for /report)
+
+
+# A place for a child's care, and what someone looking for one asks (not how to choose one, which the
+# guidance answers): "店口有托育机构吗", "附近有托儿所吗", "诸暨有哪些普惠托班".
+_PLACE = re.compile(r"托育(机构|园|中心|点|所|室|班)?|托儿所|托班|早教(中心|班)?|日托|托管(班|中心)")
+_WHERE = re.compile(r"附近|周边|离家近|哪里有|哪儿有|哪有|推荐|找")
+# ...but a question about childcare (how to choose, check, complain, what it costs) is the guidance's.
+_HOW = re.compile(r"怎么|怎样|如何|为什么|是否|能不能|可不可以|要不要|必要|注意|选|区别|差别|类型|方式|标准|几岁|多大"
+                  r"|投诉|投素|头诉|举报|查|证|备案|被案|备按|资质|钱|费|价|体检|疫苗|问题|看|老师")
 
 
 def same_label(text: str, label: str) -> bool:
@@ -107,11 +117,26 @@ class Finder(BaseFeature):
                       ask_location=LocationRequest(r.label("share_location"), (r.label("find_by_town"),
                                                                              r.label("cancel"))))]
 
+    def claims(self, text: str) -> bool:
+        """A town's name alone, or a search for a childcare place by town or nearby."""
+        text = text.strip()
+        if len(text) > 40 or self.directory is None:
+            return False
+        if find_town(text, in_sentence=False) is not None:
+            return True
+        return bool(_PLACE.search(text)) and not _HOW.search(text) \
+            and (bool(_WHERE.search(text)) or find_town(text) is not None)
+
     def on_text(self, turn: Turn, text: str) -> list[Reply] | None:
         r = self._renderer()
         text = text.strip()
         if self.directory is None:
             return None
+        if turn.session.awaiting != self.name:  # claimed out of any flow
+            town = find_town(text)
+            if town is not None:
+                return self._run(turn, Search(town_code=town.code, filters=self._age_filter(turn)))
+            return self._start(turn, "")
         if same_label(text, r.label("cancel")):
             turn.session.awaiting = ""
             return [Reply("notice", r.render("cancelled"))]
@@ -127,7 +152,7 @@ class Finder(BaseFeature):
             return self._run(turn, Search(town_code=town.code, filters=self._age_filter(turn)))
         # Asked for a town, the parent typed something short that is none: say so and list them. After
         # results, or for anything that reads as a question, the guidance answers instead.
-        if turn.session.state.get(PROMPTED) and han_count(text) <= 6 \
+        if turn.session.state.get(PROMPTED) and han_count(text) <= 10 \
                 and not any(q in text for q in ("吗", "？", "?", "怎么", "什么", "哪")):
             return [self._town_list("not_found", turn)]
         return None
@@ -169,7 +194,7 @@ class Finder(BaseFeature):
                          + (FORMS[i - 1] if i else r.label("filter_any_form")), Action("find_toggle", f"form{i}"))
                   for i in range(len(FORMS) + 1)),
             tuple(Button((check if f.age_months == m else "") + age_label(m), Action("find_toggle", f"age{m}"))
-                  for m in AGE_CHOICES),
+                  for m in sorted({*AGE_CHOICES, *([int(f.age_months)] if f.age_months is not None else [])})),
             (Button((check if f.age_months is None else "") + r.label("filter_any_age"),
                     Action("find_toggle", "agenone")),),
         ]
@@ -191,7 +216,7 @@ class Finder(BaseFeature):
             f = dataclasses.replace(f, age_months=None)
         else:
             months = int(arg[3:])
-            if months not in AGE_CHOICES:
+            if months > MAX_AGE_MONTHS:
                 return [self._notice("expired")]
             f = dataclasses.replace(f, age_months=months)
         return self._run(turn, dataclasses.replace(search, filters=f, page=0))
@@ -243,7 +268,9 @@ class Finder(BaseFeature):
                 nav.append(Button(r.label("next"), Action("find_page", page=search.page + 1)))
         if nav:
             rows.append(tuple(nav))
-        last: list[Button] = [] if by_name else [Button(r.label("filters"), Action("find_filters"))]
+        # Filters when there is something to narrow or a filter to loosen.
+        filterable = not by_name and (bool(cards) or search.filters != Filters())
+        last: list[Button] = [Button(r.label("filters"), Action("find_filters"))] if filterable else []
         last.append(Button(r.label("find_again"), Action("find")))
         rows.append(tuple(last))
         return Reply("results", text, tuple(rows))
@@ -268,7 +295,7 @@ class Finder(BaseFeature):
     def _age_filter(turn: Turn) -> Filters:
         """The age the parent already gave (/age, a registered child later) narrows the search unasked."""
         age = turn.session.age_months
-        return Filters(age_months=age if age is not None and age <= 36 else None)
+        return Filters(age_months=age if age is not None and age <= MAX_AGE_MONTHS else None)
 
     def _filter_words(self, f: Filters) -> list[str]:
         r = self._renderer()

@@ -436,6 +436,8 @@ def _apply(conn: Any, result: ImportResult, *, remove_demo: bool) -> None:
         result.demo_removed = conn.execute(
             "delete from institutions where filing_no like ? and filing_no not in "
             "(select filing_no from temp.incoming)", [DEMO_PREFIX + "%"]).rowcount
+        # An operator registered for a demo institution goes with it.
+        conn.execute("delete from operators where filing_no not in (select filing_no from institutions)")
 
 
 # ---------------------------------------------------------------- export

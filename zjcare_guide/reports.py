@@ -19,12 +19,13 @@ from .institutions import Directory
 from .render import Renderer
 from .replies import Action, Button, Reply
 from .router import ActionSpec, BaseFeature, CommandSpec, Turn
-from .text import sanitize
-from .towns import BY_CODE, TOWNS
+from .text import han_count, sanitize
+from .towns import BY_CODE, TOWNS, find_town
 
 MIN_REPORT = 5
 MAX_REPORT = 1000
 EXPORT_HEADERS = ("编号", "日期", "时间", "备案编号", "机构名称", "所属镇街", "内容", "状态")
+STATUS_NAMES = {"new": "待处理"}
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,18 @@ class Report:
     def town(self) -> str:
         return BY_CODE[self.town_code].name if self.town_code in BY_CODE else ""
 
+    @property
+    def time(self) -> str:
+        """HH:MM, Asia/Shanghai."""
+        return self.created_at[11:16]
+
+    @property
+    def status_name(self) -> str:
+        return STATUS_NAMES.get(self.status, self.status)
+
     def as_row(self) -> list[str]:
-        return [self.ref, self.day.isoformat(), self.created_at, self.filing_no, self.institution, self.town,
-                self.text, self.status]
+        return [self.ref, self.day.isoformat(), self.time, self.filing_no, self.institution, self.town,
+                self.text, self.status_name]
 
 
 def file_report(db: Database, now: dt.datetime, text: str, reporter: str, *, filing_no: str = "",
@@ -74,6 +84,7 @@ class Reports(BaseFeature):
     town, then describe the problem."""
 
     name = "reports"
+    files_urgent_text = True  # a child hurt at a nursery: escalated, and the report still filed
 
     def __init__(self, guide: Callable[[], Guide], directory: Directory | None) -> None:
         self._guide = guide
@@ -114,17 +125,26 @@ class Reports(BaseFeature):
         return [Reply("notice", self._r().render("report", step="describe", institution=inst.name))]
 
     def _unfiled(self, turn: Turn, action: Action) -> list[Reply]:
+        # The town can be tapped or typed (店口, diankou).
+        turn.session.state[self.name] = ("choose_town", "")
+        turn.session.awaiting = self.name
+        return [self._town_list("town")]
+
+    def _town_list(self, step: str) -> Reply:
         buttons = [Button(t.short, Action("report_town", t.code)) for t in TOWNS]
         rows = tuple(tuple(buttons[i:i + 4]) for i in range(0, len(buttons), 4))
-        return [Reply("menu", self._r().render("report", step="town"), rows)]
+        return Reply("menu", self._r().render("report", step=step), rows)
 
     def _town(self, turn: Turn, action: Action) -> list[Reply]:
         if self.directory is None or action.arg not in BY_CODE:
             return [Reply("notice", self._r().render("expired"))]
-        turn.session.state[self.name] = ("town", action.arg)
+        return self._describe_unfiled(turn, action.arg)
+
+    def _describe_unfiled(self, turn: Turn, town_code: str) -> list[Reply]:
+        turn.session.state[self.name] = ("town", town_code)
         turn.session.awaiting = self.name
         return [Reply("notice", self._r().render("report", step="describe_unfiled",
-                                                 town=BY_CODE[action.arg].name))]
+                                                 town=BY_CODE[town_code].name))]
 
     def on_text(self, turn: Turn, text: str) -> list[Reply] | None:
         target = turn.session.state.get(self.name)
@@ -135,10 +155,17 @@ class Reports(BaseFeature):
         if text == r.label("cancel"):
             turn.session.awaiting = ""
             return [Reply("notice", r.render("cancelled"))]
+        kind, value = target
+        if kind == "choose_town":
+            town = find_town(text)
+            if town is not None:
+                return self._describe_unfiled(turn, town.code)
+            if han_count(text) > 10 or "?" in text or "？" in text:
+                return None  # a question, not a town: the guidance answers it and the report ends
+            return [self._town_list("town_again")]
         if not MIN_REPORT <= len(text) <= MAX_REPORT:
             # The parent stays in the step: a too-short or too-long description is asked for again.
             return [Reply("notice", r.render("report", step="length", min=MIN_REPORT, max=MAX_REPORT))]
-        kind, value = target
         # Kept so the parent can see and delete their own reports; "" when the transport cannot tell who.
         reporter = turn.actor.user_key if turn.actor.user_id else ""
         if kind == "institution":

@@ -83,11 +83,20 @@ class Feature(Protocol):
     def on_location(self, turn: Turn, location: Location) -> list[Reply] | None:
         """A shared location; None when the feature has no use for one."""
 
+    def claims(self, text: str) -> bool:
+        """Whether a message typed out of any flow is for this feature ("店口有托育机构吗"); then
+        `on_text` answers it. A cheap test: it runs on every message."""
+
+    # True when text typed in this feature's step is worth keeping even if it describes a danger sign
+    # (a report of a child hurt at a nursery is escalated *and* filed).
+    files_urgent_text: bool
+
 
 class BaseFeature:
     """Defaults for a feature: no commands, no actions, no use for text or locations."""
 
     name = ""
+    files_urgent_text = False
 
     def commands(self) -> Sequence[CommandSpec]:
         return ()
@@ -100,6 +109,9 @@ class BaseFeature:
 
     def on_location(self, turn: Turn, location: Location) -> list[Reply] | None:
         return None
+
+    def claims(self, text: str) -> bool:
+        return False
 
 
 class Router:
