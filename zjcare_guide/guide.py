@@ -47,8 +47,8 @@ class Outcome:
 class Guide:
     def __init__(self, library: Library) -> None:
         self.library = library
-        self.triage = Triage(library.danger, library.danger_model, library.vocabulary())
         self.matcher = Matcher(library.articles.values(), library.normaliser)
+        self.triage = Triage(library.danger, library.danger_model, library.vocabulary(), self.matcher.sounds)
         self.renderer = Renderer(library.templates_dir, library.snippets)
         scope = library.scope
         self._greeting_re = words_re(strip_punct(clean(g)) for g in (*scope.greetings, *scope.greeting_fillers))

@@ -180,6 +180,8 @@ class Matcher:
         self._library_words = frozenset(library_words)
         self._longest_word = max(map(len, library_words), default=2)
         self._sounds = HomophoneIndex([*library_words, *normaliser.known_words()])
+        # Shared with triage: a mistyped library word is no danger-sign typo (脱育点 is not 瘀点).
+        self.sounds = self._sounds
         # Words that can say what a question is about: the library's words that are not in most of
         # its articles (宝宝, 怎么办 are in everything and say nothing).
         self._topic_words = frozenset(w for w in library_words

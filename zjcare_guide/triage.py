@@ -128,15 +128,23 @@ class Reading:
     in_past: tuple[bool, ...]
 
 
+def _kept(text: str, alike: SoundAlike) -> float:
+    """The share of the term's characters a sound-alike window keeps as written."""
+    window = text[alike.start:alike.end]
+    return sum(a == b for a, b in zip(window, alike.term, strict=False)) / len(alike.term)
+
+
 class Triage:
     def __init__(self, rules: DangerRules, model: DangerModel | None = None,
-                 vocabulary: frozenset[str] = frozenset()) -> None:
+                 vocabulary: frozenset[str] = frozenset(), vocabulary_sounds: HomophoneIndex | None = None) -> None:
         """`vocabulary`: words the library uses (食物, 托育, 要紧…); a sound-alike window that is one of
-        them, or cuts through one, is a real word and no typo."""
+        them, or cuts through one, is a real word and no typo. `vocabulary_sounds` finds those words
+        mistyped too (脱育 for 托育), so "脱育点" is no typo of 瘀点 either."""
         self.rules = rules
         self.model = model
         self._unless_res: dict[tuple[str, ...], re.Pattern[str] | None] = {}
         self._vocabulary = vocabulary
+        self._vocabulary_sounds = vocabulary_sounds
         self._by_id: dict[str, DangerSign | MeasuredSign] = {s.id: s for s in rules.signs}
         self._by_id.update({rules.fever.id: rules.fever, rules.breathing.id: rules.breathing})
         self._age_limit = {s.id: s.max_age_months for s in rules.signs if s.max_age_months is not None}
@@ -247,11 +255,23 @@ class Triage:
         for word in rjieba.cut(text, False):  # dictionary words only: no guessed words for typos
             pos += len(word)
             bounds.add(pos)
-        return [t for t in found if t.start in bounds and t.end in bounds and not self._real_word(text, t)]
+        candidates = [t for t in found if t.start in bounds and t.end in bounds]
+        if not candidates:
+            return []
+        # The library's words as a parent may have mistyped them (脱育 for 托育), found only when needed.
+        mistyped = self._vocabulary_sounds.find(text) if self._vocabulary_sounds is not None else []
+        return [t for t in candidates if not self._real_word(text, t, mistyped)]
 
-    def _real_word(self, text: str, t: SoundAlike) -> bool:
-        """The window is a word of the library's, or cuts through one ("托育点" is 托育 + 点, not 瘀点)."""
+    def _real_word(self, text: str, t: SoundAlike, mistyped: list[SoundAlike]) -> bool:
+        """The window is a word of the library's, or cuts through one ("托育点" is 托育 + 点, not 瘀点),
+        or through one mistyped ("脱育点": 脱育 sounds like 托育)."""
         if text[t.start:t.end] in self._vocabulary:
+            return True
+        # A mistyped library word across the window's edge wins only when it is the likelier reading:
+        # it keeps a larger share of its word's characters ("有脱育" keeps 2 of 有托育's 3, "育点" 1 of
+        # 瘀点's 2) — "头汤" for 头上 keeps no more of its word than 汤伤 of 烫伤, so that burn stays.
+        kept = _kept(text, t)
+        if any(m.start < edge < m.end and _kept(text, m) > kept for m in mistyped for edge in (t.start, t.end)):
             return True
         for edge in (t.start, t.end):
             for i in range(max(0, edge - 3), edge):
