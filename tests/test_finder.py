@@ -281,3 +281,15 @@ def test_the_age_given_is_a_choice_in_the_filters(conv: Conversation) -> None:
     [menu] = press(conv, session, "find_filters")
     labels = [b.label for row in menu.buttons for b in row]
     assert "✅ 8个月" in labels
+
+
+def test_the_places_buttons_update_for_the_operator_only(conv: Conversation, store: Store) -> None:
+    directory = Directory(store.db)
+    directory.add_operator(OPERATOR.user_key, "DEMO-002", TODAY)  # 25 places, 5 available
+    [menu] = conv.handle(Command("places", actor=OPERATOR), Session())
+    assert [a.arg for a in menu.actions()] == ["0", "4", "6"]
+    before = dump(directory)
+    [refused] = conv.handle(Press(Action("places_set", "4"), actor=PARENT), Session())  # a forged press
+    assert "只有登记" in refused.text and dump(directory) == before
+    [done] = conv.handle(Press(Action("places_set", "4"), actor=OPERATOR), Session())
+    assert "4 个空余托位" in done.text and directory.by_filing_no("DEMO-002").places == 4  # type: ignore[union-attr]

@@ -1,5 +1,6 @@
-"""Institution operators in the conversation: `/places N` updates the available places of the one
-institution an administrator registered them for (`zjcare-guide operators add`)."""
+"""Institution operators in the conversation: `/places N` (or a button under `/places`) updates the
+available places of the one institution an administrator registered them for (`zjcare-guide operators
+add`). Whoever is not that operator is refused, whatever the button or command says."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from collections.abc import Callable, Sequence
 
 from .guide import Guide
 from .institutions import Directory
-from .replies import Reply
-from .router import BaseFeature, CommandSpec, Turn
+from .replies import Action, Button, Reply
+from .router import ActionSpec, BaseFeature, CommandSpec, Turn
 
 
 class Operators(BaseFeature):
@@ -22,6 +23,10 @@ class Operators(BaseFeature):
     def commands(self) -> Sequence[CommandSpec]:
         return (CommandSpec("places", self._places),)
 
+    def actions(self) -> Sequence[ActionSpec]:
+        # The buttons under /places: one tap for the commonest updates (a place taken, freed, none).
+        return (ActionSpec("places_set", "ps", lambda t, a: self._places(t, a.arg), arg=r"\d{1,6}"),)
+
     def _places(self, turn: Turn, args: str) -> list[Reply]:
         r = self._guide().renderer
         if self.directory is None:
@@ -31,7 +36,10 @@ class Operators(BaseFeature):
             return [Reply("notice", r.render("places", step="refused"))]
         args = args.strip()
         if not args:
-            return [Reply("notice", r.render("places", step="show", institution=inst, today=turn.today))]
+            now = inst.places or 0
+            choices = sorted({n for n in (now - 1, now + 1, 0) if 0 <= n <= inst.capacity and n != inst.places})
+            buttons = tuple(Button(r.label("places_button", places=n), Action("places_set", str(n))) for n in choices)
+            return [Reply("menu", r.render("places", step="show", institution=inst, today=turn.today), (buttons,))]
         if not re.fullmatch(r"\d{1,6}", args):
             return [Reply("notice", r.render("places", step="bad", institution=inst))]
         places = int(args)

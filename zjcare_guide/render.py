@@ -31,7 +31,7 @@ REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topi
                    "command_topics", "command_age", "share_location", "find_by_town", "cancel", "filters",
                    "find_again", "filter_inclusive", "filter_places", "filter_any_form", "filter_any_age",
                    "filter_age", "report_prefix", "report_unfiled", "command_find", "command_report",
-                   "command_cancel")
+                   "command_cancel", "places_button")
 
 # Telegram HTML allows only a handful of tags and no raw angle brackets; article bodies are a small
 # Markdown subset that the transports render, so these characters never belong in a body.
