@@ -323,21 +323,26 @@ def content_eval(golden: str | None, verbose: bool, content: str | None) -> None
     guide = load_guide(content)
     report = evaluate(guide, load_golden(Path(golden) if golden else DEFAULT_GOLDEN))
     f = report.figures()
-    click.echo(f"in-scope answered with a correct article: {f['answered_correct']:.1%} "
-               f"({report.answered_correct}/{report.in_scope}; target ≥ 90%)")
-    click.echo(f"in-scope correct within the offered choices: {f['within_choices']:.1%} "
-               f"({report.within_choices}/{report.in_scope}; target ≥ 97%)")
-    click.echo(f"danger-sign messages escalated: {f['urgent_escalated']:.1%} "
-               f"({report.escalated}/{report.urgent}, {report.by_model} by the learned model only; target ≥ 97%)")
-    click.echo(f"danger-sign messages escalated at the right tier: {f['urgent_tier_right']:.1%} "
-               f"({report.tier_right}/{report.urgent}; target ≥ 90%)")
-    click.echo(f"non-urgent danger words escalated anyway: {f['not_urgent_false_alarms']:.1%} "
-               f"({report.false_alarms}/{report.not_urgent}; target ≤ 10%)")
-    click.echo(f"out-of-scope answered with an article: {f['out_of_scope_answered']:.1%} "
-               f"({report.out_answered}/{report.out_of_scope}; target ≤ 5%)")
-    if report.greetings:
-        click.echo(f"greetings and thanks answered with a greeting: {f['greetings_greeted']:.1%} "
-                   f"({report.greeted}/{report.greetings})")
+    # (label, figure, count, of, target and note); a group the file has no messages of is not printed.
+    lines = [
+        ("in-scope answered with a correct article", "answered_correct", report.answered_correct,
+         report.in_scope, "target ≥ 90%"),
+        ("in-scope correct within the offered choices", "within_choices", report.within_choices,
+         report.in_scope, "target ≥ 97%"),
+        ("danger-sign messages escalated", "urgent_escalated", report.escalated, report.urgent,
+         f"{report.by_model} by the learned model only; target ≥ 97%"),
+        ("danger-sign messages escalated at the right tier", "urgent_tier_right", report.tier_right,
+         report.urgent, "target ≥ 90%"),
+        ("non-urgent danger words escalated anyway", "not_urgent_false_alarms", report.false_alarms,
+         report.not_urgent, "target ≤ 10%"),
+        ("out-of-scope answered with an article", "out_of_scope_answered", report.out_answered,
+         report.out_of_scope, "target ≤ 5%"),
+        ("greetings and thanks answered with a greeting", "greetings_greeted", report.greeted, report.greetings,
+         ""),
+    ]
+    for label, key, count, of, note in lines:
+        if of:
+            click.echo(f"{label}: {f[key]:.1%} ({count}/{of}{'; ' + note if note else ''})")
     if verbose:
         for m in report.misses:
             click.echo(f"  [{m.group}] {m.question}  expected {m.expected}  got {m.got}")
