@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 from .guide import Guide
 from .institutions import FORMS, Directory, Filters, Hit
+from .place_search import is_place_search
 from .render import Renderer
 from .replies import Action, Button, Location, LocationRequest, Reply, Venue
 from .router import ActionSpec, BaseFeature, CommandSpec, Turn
 from .text import han_count
-from .towns import BY_CODE, TOWNS, find_town, in_zhuji
+from .towns import BY_CODE, TOWNS, find_town, in_zhuji, old_place
 
 PAGE_SIZE = 5
 MAX_AGE_MONTHS = 36  # childcare institutions take children under 3
@@ -27,15 +28,6 @@ AGE_CHOICES = (6, 12, 18, 24, 30)
 _TOGGLE = r"incl|places|form[0-4]|age(?:none|\d{1,2})"
 PROMPTED = "finder_prompted"  # session state: the last finder message asked for a town
 SHOWN = "finder_shown"  # session state: ids of the institutions on the last results page (for /report)
-
-
-# A place for a child's care, and what someone looking for one asks (not how to choose one, which the
-# guidance answers): "店口有托育机构吗", "附近有托儿所吗", "诸暨有哪些普惠托班".
-_PLACE = re.compile(r"托育(机构|园|中心|点|所|室|班)?|托儿所|托班|早教(中心|班)?|日托|托管(班|中心)")
-_WHERE = re.compile(r"附近|周边|离家近|哪里有|哪儿有|哪有|推荐|找")
-# ...but a question about childcare (how to choose, check, complain, what it costs) is the guidance's.
-_HOW = re.compile(r"怎么|怎样|如何|为什么|是否|能不能|可不可以|要不要|必要|注意|选|区别|差别|类型|方式|标准|几岁|多大"
-                  r"|投诉|投素|头诉|举报|查|证|备案|被案|备按|资质|钱|费|价|体检|疫苗|问题|看|老师")
 
 
 def same_label(text: str, label: str) -> bool:
@@ -118,14 +110,8 @@ class Finder(BaseFeature):
                                                                              r.label("cancel"))))]
 
     def claims(self, text: str) -> bool:
-        """A town's name alone, or a search for a childcare place by town or nearby."""
-        text = text.strip()
-        if len(text) > 40 or self.directory is None:
-            return False
-        if find_town(text, in_sentence=False) is not None:
-            return True
-        return bool(_PLACE.search(text)) and not _HOW.search(text) \
-            and (bool(_WHERE.search(text)) or find_town(text) is not None)
+        """A town's name alone, or a search for childcare places by town or nearby (place_search)."""
+        return self.directory is not None and is_place_search(text)
 
     def on_text(self, turn: Turn, text: str) -> list[Reply] | None:
         r = self._renderer()
@@ -136,6 +122,8 @@ class Finder(BaseFeature):
             town = find_town(text)
             if town is not None:
                 return self._run(turn, Search(town_code=town.code, filters=self._age_filter(turn)))
+            if old_place(text) is not None:
+                return [self._town_list("old_name", turn, old=old_place(text))]
             return self._start(turn, "")
         if same_label(text, r.label("cancel")):
             turn.session.awaiting = ""
@@ -150,6 +138,8 @@ class Finder(BaseFeature):
         town = town or find_town(text)
         if town is not None:
             return self._run(turn, Search(town_code=town.code, filters=self._age_filter(turn)))
+        if old_place(text) is not None:
+            return [self._town_list("old_name", turn, old=old_place(text))]
         # Asked for a town, the parent typed something short that is none: say so and list them. After
         # results, or for anything that reads as a question, the guidance answers instead.
         if turn.session.state.get(PROMPTED) and han_count(text) <= 10 \
@@ -310,12 +300,12 @@ class Finder(BaseFeature):
             words.append(r.label("filter_places"))
         return words
 
-    def _town_list(self, reason: str, turn: Turn) -> Reply:
+    def _town_list(self, reason: str, turn: Turn, old: str | None = None) -> Reply:
         turn.session.awaiting = self.name
         turn.session.state[PROMPTED] = True
         buttons = [Button(t.short, Action("find_town", t.code)) for t in TOWNS]
         rows = tuple(tuple(buttons[i:i + 4]) for i in range(0, len(buttons), 4))
-        return Reply("menu", self._renderer().render("town_list", reason=reason), rows)
+        return Reply("menu", self._renderer().render("town_list", reason=reason, old=old), rows)
 
     def _notice(self, reason: str) -> Reply:
         if reason == "expired":

@@ -66,7 +66,7 @@ def sample_context(name: str) -> dict[str, Any]:
         "place": "店口镇", "near": True, "by_name": False, "filters": ["普惠"], "more": True, "listed": True,
         "step": "start", "ref": "JB20261201-0001", "min": 5, "max": 1000, "town": "店口镇", "places": 3,
         "institution": {"name": "示例托育园", "capacity": 20, "places": 3, "places_updated": "2026-11-20"},
-        "today": dt.date(2026, 12, 1), "nothing": False,
+        "today": dt.date(2026, 12, 1), "nothing": False, "old": "阮市",
     }
 
 
