@@ -17,14 +17,14 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from zjcare_guide.clock import system_clock
+from zjcare_guide.clock import TZ, system_clock
 from zjcare_guide.config import Config
 from zjcare_guide.conversation import Conversation
 from zjcare_guide.guide import GuideHolder
 from zjcare_guide.store import Store
 
 from . import handlers
-from .handlers import TZ, BotState
+from .handlers import BotState
 
 log = logging.getLogger(__name__)
 UNSUPPORTED = (filters.Sticker.ALL | filters.PHOTO | filters.VOICE | filters.AUDIO | filters.VIDEO

@@ -15,7 +15,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from zjcare_guide.clock import TZ, system_clock
+from zjcare_guide.clock import system_clock
 from zjcare_guide.commands import ForOtherBot, parse_command
 from zjcare_guide.conversation import Conversation, reload_content
 from zjcare_guide.guide import GuideHolder
@@ -28,7 +28,6 @@ from .telegram_html import decode_action, keyboard_json, location_keyboard, spli
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup
 
 log = logging.getLogger(__name__)
-__all__ = ["TZ", "BotState"]
 
 
 @dataclass

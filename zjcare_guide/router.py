@@ -63,7 +63,8 @@ class ActionSpec:
         object.__setattr__(self, "_arg_re", re.compile(self.arg))
 
     def accepts(self, action: Action) -> bool:
-        return (action.kind == self.kind and self._arg_re.fullmatch(action.arg) is not None
+        # Transports separate the parts of a button's data with "|": an argument never holds one.
+        return (action.kind == self.kind and "|" not in action.arg and self._arg_re.fullmatch(action.arg) is not None
                 and 0 <= action.page < self.pages and action.value in self.values)
 
 
@@ -77,8 +78,8 @@ class Feature(Protocol):
     def actions(self) -> Sequence[ActionSpec]: ...
 
     def on_text(self, turn: Turn, text: str) -> list[Reply] | None:
-        """The text a parent typed while this feature awaited it (`session.awaiting`); None hands
-        it back to the question answering."""
+        """The text a parent typed while this feature awaited it (`session.awaiting`) or that it
+        `claims`; None hands it back to the question answering."""
 
     def on_location(self, turn: Turn, location: Location) -> list[Reply] | None:
         """A shared location; None when the feature has no use for one."""
