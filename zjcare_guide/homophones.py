@@ -19,7 +19,7 @@ from functools import lru_cache
 from pypinyin import Style, lazy_pinyin, pinyin
 
 
-def _fold(syllable: str) -> str:
+def fold_syllable(syllable: str) -> str:
     """A syllable as a Zhejiang speaker may say it: no retroflex initials, -ing/-eng as -in/-en."""
     s = syllable.lower().replace("ü", "v")
     if s[:2] in ("zh", "ch", "sh"):
@@ -40,7 +40,7 @@ def sounds(ch: str) -> frozenset[str]:
         return frozenset()
     readings = pinyin(ch, style=Style.NORMAL, heteronym=True, errors="ignore")
     # A rare character pypinyin has no reading for (䶺) has no sound to compare.
-    return frozenset(_fold(s) for s in (readings[0] if readings else ()) if s)
+    return frozenset(fold_syllable(s) for s in (readings[0] if readings else ()) if s)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class HomophoneIndex:
         by_sound: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for term in sorted({t for t in terms if len(t) >= 2 and all(_is_han(c) for c in t)}):
             # The term's own reading in context (嗜睡 = shi shui), not every reading of its characters.
-            syllables = tuple(_fold(s) for s in lazy_pinyin(term, style=Style.NORMAL))
+            syllables = tuple(fold_syllable(s) for s in lazy_pinyin(term, style=Style.NORMAL))
             if len(syllables) == len(term):
                 by_sound[syllables].append(term)
         self._by_sound = dict(by_sound)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 
-from .homophones import _fold, sounds
+from .homophones import fold_syllable, sounds
 
 # Zhuji's area as the registry accepts it: (south, north) latitude and (west, east) longitude, WGS-84.
 LAT_RANGE = (29.30, 30.05)
@@ -86,7 +86,7 @@ def _latin_towns(text: str) -> set[Town]:
 
 @functools.cache
 def _town_syllables() -> list[tuple[Town, tuple[str, ...]]]:
-    return [(t, tuple(_fold(s) for s in lazy_pinyin(t.short))) for t in TOWNS]
+    return [(t, tuple(fold_syllable(s) for s in lazy_pinyin(t.short))) for t in TOWNS]
 
 
 def in_zhuji(latitude: float, longitude: float) -> bool:
