@@ -23,9 +23,11 @@ from .evaluation import evaluate, leave_one_out, load_golden
 from .guide import Guide
 from .identity import CONSOLE
 from .institutions import Directory
+from .model import Problem
 from .registry_import import ImportFileError, check_demo, load_demo
-from .render import to_plain
+from .render import Renderer, to_plain
 from .replies import Command, Event, Location, Reply, Session, Text
+from .schedule import load_schedules, plan
 from .store import Store
 
 DEFAULT_GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "questions.yaml"
@@ -346,6 +348,63 @@ def content_eval(golden: str | None, verbose: bool, content: str | None) -> None
     if verbose:
         for m in report.misses:
             click.echo(f"  [{m.group}] {m.question}  expected {m.expected}  got {m.got}")
+
+
+def _date_option(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
+
+
+@main.command()
+@click.option("--birth", required=True, help="The child's birth date, YYYY-MM-DD.")
+@click.option("--done", "done", multiple=True, metavar="ID=DATE",
+              help="An item already given or done and its date, e.g. --done hepb-1=2026-03-01 (repeatable).")
+@click.option("--discharge", help="The day the newborn came home (the home visit is due from it), YYYY-MM-DD.")
+@click.option("--today", help="Plan as of this day (YYYY-MM-DD); default: today in Asia/Shanghai.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON items: id, kind, name, dose, due, window_end, done_on, status, note, source.")
+@content_option
+def schedule(birth: str, done: tuple[str, ...], discharge: str | None, today: str | None, as_json: bool,
+             content: str | None) -> None:
+    """The child's plan of vaccinations (NIP), health checks and the newborn home visit, birth to 6 years.
+
+    Due dates follow calendar months from the birth date and, after a dose given late, the minimum
+    intervals from the actual dates (catch-up). Items whose time has passed show as needing a catch-up,
+    to be settled with the vaccination clinic.
+
+    Example: zjcare-guide schedule --birth 2026-03-01 --done hepb-1=2026-03-01 --done bcg-1=2026-03-02
+    """
+    root = _content_dir(content)
+    problems: list[Problem] = []
+    templates = {p.stem for p in (root / "templates").glob("*.j2")}
+    items = load_schedules(root / "schedules", templates, problems)
+    if problems:
+        for p in problems[:20]:
+            click.echo(str(p), err=True)
+        raise click.ClickException(f"the schedules in {root} have problems; run 'zjcare-guide content check'")
+    records: dict[str, dt.date] = {}
+    for entry in done:
+        item_id, sep, day = entry.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{entry!r}: write ID=DATE, e.g. hepb-1=2026-03-01", param_hint="--done")
+        records[item_id.strip()] = _date_option(day, "--done")
+    try:
+        result = plan(items, _date_option(birth, "--birth"), records, today=_today(today),
+                      discharge=_date_option(discharge, "--discharge") if discharge else None)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps([p.as_json() for p in result], ensure_ascii=False, indent=2))
+        return
+    renderer = Renderer(root / "templates")
+    click.echo(to_plain(renderer.render("schedule_plan", plan=result)))
+    click.echo("")
+    for schedule_ in dict.fromkeys(i.schedule for i in items):
+        click.echo(f"{schedule_.edition}（{schedule_.effective.isoformat()}起）")
+        for case in schedule_.cases:
+            click.echo(f"  · {case}")
 
 
 from . import directory_cli  # noqa: E402,F401  (registers `institutions`, `operators`, `reports`)

@@ -21,6 +21,7 @@ from .danger import DangerRules, load_danger_rules
 from .danger_model import DangerModel, load_danger_model
 from .model import TOPICS, Article, Problem, Topic
 from .render import FORBIDDEN_BODY, check_templates, fill_snippets, load_snippets
+from .schedule import ScheduleItem, load_schedules
 from .text import Normaliser, clean
 from .yamlfile import LOADER, child, item_lines, line_of, load_yaml, str_list
 
@@ -71,6 +72,8 @@ class Library:
     templates_dir: Path
     # content/snippets/: shared text for article bodies ([[name]]) and templates.
     snippets: dict[str, str] = field(default_factory=dict)
+    # The vaccination, check-up and visit schedules (content/schedules/), in file order.
+    schedules: tuple[ScheduleItem, ...] = ()
     # Triage's learned second opinion (content/danger_model.json); None: rules only.
     danger_model: DangerModel | None = None
     normaliser: Normaliser = field(init=False)
@@ -374,10 +377,13 @@ def check_content(root: Path, today: dt.date) -> tuple[Library | None, list[Prob
     danger = load_danger_rules(root / "danger_signs.yaml", {a.id for a in articles} | unreadable, problems)
     sign_ids = {s.id for s in danger.signs} | {danger.fever.id, danger.breathing.id}
     danger_model = load_danger_model(root / "danger_model.json", sign_ids, problems)
+    templates = {p.stem for p in (root / "templates").glob("*.j2")}
+    schedules = load_schedules(root / "schedules", templates, problems)
     library = Library(
         root=root, articles={a.id: a for a in articles}, topics=topics, synonyms=synonyms,
         fillers=fillers, scope=scope, english=english, english_people=people, danger=danger,
         templates_dir=root / "templates", danger_model=danger_model, snippets=snippets,
+        schedules=tuple(schedules),
     )
     # An article that could not be read is reported once; the ids it would have had are not
     # reported again as missing wherever they are named. Duplicate questions are judged in the

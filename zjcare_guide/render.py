@@ -23,7 +23,8 @@ REQUIRED_TEMPLATES = ("welcome", "help", "greeting", "answer", "choices", "urgen
                       "out_of_scope", "english", "topics", "topic_articles", "disclaimer", "expired", "bad_input",
                       "error", "age_set", "ask_prompt", "coming_soon", "child", "admin_only", "reload_ok",
                       "reload_failed", "find_prompt", "institution_results", "town_list", "finder_notice",
-                      "find_filters", "cancelled", "report", "places")
+                      "find_filters", "cancelled", "report", "places", "reminder_vaccine", "reminder_checkup",
+                      "schedule_plan")
 LABELS_FILE = "labels.yaml"
 REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topics", "related_prefix",
                    "thanks_feedback", "choice_prompt", "menu_ask", "menu_institutions", "menu_reminders",
@@ -31,7 +32,8 @@ REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topi
                    "command_topics", "command_age", "share_location", "find_by_town", "cancel", "filters",
                    "find_again", "filter_inclusive", "filter_places", "filter_any_form", "filter_any_age",
                    "filter_age", "report_prefix", "report_unfiled", "command_find", "command_report",
-                   "command_cancel", "places_button")
+                   "command_cancel", "places_button", "plan_done", "plan_upcoming", "plan_due", "plan_overdue",
+                   "plan_not_given")
 
 # Telegram HTML allows only a handful of tags and no raw angle brackets; article bodies are a small
 # Markdown subset that the transports render, so these characters never belong in a body.
@@ -67,6 +69,11 @@ def sample_context(name: str) -> dict[str, Any]:
         "step": "start", "ref": "JB20261201-0001", "min": 5, "max": 1000, "town": "店口镇", "places": 3,
         "institution": {"name": "示例托育园", "capacity": 20, "places": 3, "places_updated": "2026-11-20"},
         "today": dt.date(2026, 12, 1), "nothing": False, "old": "阮市",
+        # Reminders and plans.
+        "nickname": "小宝", "days_left": 3, "due": "12月4日",
+        "items": [{"name": "乙肝疫苗", "dose": 2}, {"name": "满月健康检查", "dose": None}],
+        "plan": [{"due": "2026-12-04", "window_end": None, "name": "乙肝疫苗", "dose": 2, "status": s,
+                  "done_on": None} for s in ("done", "upcoming", "due", "overdue", "not_given")],
     }
 
 
