@@ -13,6 +13,8 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 
+from .child_flow import ChildFlow
+from .children import Families
 from .clock import Clock
 from .finder import Finder
 from .guidance import Guidance
@@ -44,8 +46,9 @@ class Conversation(BaseFeature):
         self.guidance = Guidance(self._guide, store)
         directory = Directory(store.db) if store is not None else None
         # In the order the bot's command menu lists their commands.
-        features: list[Feature] = [self.guidance, Finder(self._guide, directory), Reports(self._guide, directory),
-                                   Operators(self._guide, directory), self]
+        families = Families(store.db) if store is not None else None
+        features: list[Feature] = [self.guidance, Finder(self._guide, directory), ChildFlow(self._guide, families),
+                                   Reports(self._guide, directory), Operators(self._guide, directory), self]
         self.router = Router(features)
 
     @property

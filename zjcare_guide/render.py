@@ -33,7 +33,9 @@ REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topi
                    "find_again", "filter_inclusive", "filter_places", "filter_any_form", "filter_any_age",
                    "filter_age", "report_prefix", "report_unfiled", "command_find", "command_report",
                    "command_cancel", "places_button", "plan_done", "plan_upcoming", "plan_due", "plan_overdue",
-                   "plan_not_given")
+                   "plan_not_given", "consent_yes", "consent_no", "child_add", "sex_f", "sex_m", "sex_skip",
+                   "preterm_yes", "preterm_no", "edit_nickname", "edit_birth", "remove_child", "child_list",
+                   "remove_yes", "remove_no", "command_child")
 
 # Telegram HTML allows only a handful of tags and no raw angle brackets; article bodies are a small
 # Markdown subset that the transports render, so these characters never belong in a body.
@@ -72,6 +74,9 @@ def sample_context(name: str) -> dict[str, Any]:
         # Reminders and plans.
         "nickname": "小宝", "days_left": 3, "due": "12月4日",
         "items": [{"name": "乙肝疫苗", "dose": 2}, {"name": "满月健康检查", "dose": None}],
+        "children": [("豆豆", "8个月")], "again": True, "age": "8个月", "added": True, "updated": False,
+        "preterm": True, "upcoming": [{"name": "乙肝疫苗第3剂", "due": "2026年9月1日"}],
+        "missed": [{"name": "满月健康检查", "due": "2026年3月29日"}],
         "plan": [{"due": "2026-12-04", "window_end": None, "name": "乙肝疫苗", "dose": 2, "status": s,
                   "done_on": None} for s in ("done", "upcoming", "due", "overdue", "not_given")],
     }

@@ -81,6 +81,29 @@ def _m002_institutions(db: Database) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key")
 
 
+@migrations(name="003_families")
+def _m003_families(db: Database) -> None:
+    """Families (the parent's transport-neutral key and consent), their children and what was done.
+    Column meanings: zjcare_guide.children."""
+    db.execute("""
+        create table families (
+            id integer primary key, key text not null unique, address text not null,
+            consent_at text, paused integer not null default 0, created text not null
+        )""")
+    db.execute("""
+        create table children (
+            id integer primary key, family_id integer not null references families(id),
+            nickname text not null, birth text not null, sex text not null default '',
+            preterm integer not null default 0, discharge text, created text not null
+        )""")
+    db.execute("create index children_family on children (family_id)")
+    db.execute("""
+        create table records (
+            child_id integer not null references children(id), item_id text not null,
+            done_on text not null, recorded_at text not null, primary key (child_id, item_id)
+        )""")
+
+
 @dataclass(frozen=True)
 class Gap:
     """A question editors should look at: how often it was unanswered or disliked."""

@@ -1,0 +1,189 @@
+"""Families and their children: the minimum the reminders need (a nickname, the birth date, optionally
+sex and whether born preterm), stored with the family's consent, and the dates of what was done.
+
+A family is the parent's transport-neutral key (`telegram:4242`); its children, their records and
+reminders belong to it and go with it when the parent deletes their data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from dateutil.relativedelta import relativedelta
+from sqlite_utils.db import Database
+
+MAX_AGE_YEARS = 6  # the plans run from birth to 6 years
+MAX_NICKNAME = 20
+SEXES = ("", "f", "m")
+
+_FULL = re.compile(r"^(\d{2}|\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[日号]?$")
+_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_MONTH_DAY = re.compile(r"^(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*[日号]?$")
+
+
+class BirthDateError(ValueError):
+    """Why a typed birth date was refused: `reason` is format, impossible, future or too_old."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_birth_date(text: str, today: dt.date) -> dt.date:
+    """A birth date as parents type it: 2026-03-01, 2026/3/1, 2026.3.1, 2026年3月1日, 20260301, 26.3.1, or
+    3月1日 (the most recent such day not after `today`). Full-width digits are read too.
+
+    Raises BirthDateError: `format` (not a date), `impossible` (2 月 30 日), `future`, `too_old` (over 6 years)."""
+    t = unicodedata.normalize("NFKC", text).strip().rstrip("。.")
+    day: dt.date | None
+    if m := _FULL.match(t):
+        year = int(m.group(1))
+        year = 2000 + year if year < 100 else year
+        day = _date(year, int(m.group(2)), int(m.group(3)))
+    elif m := _COMPACT.match(t):
+        day = _date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    elif m := _MONTH_DAY.match(t):
+        month, d = int(m.group(1)), int(m.group(2))
+        day = _date(today.year, month, d)
+        if day is not None and day > today:
+            day = _date(today.year - 1, month, d)
+        if day is None and (month, d) == (2, 29):  # 2月29日 in a year without one: the last leap year
+            year = today.year
+            while _date(year, 2, 29) is None or dt.date(year, 2, 29) > today:
+                year -= 1
+            day = dt.date(year, 2, 29)
+    else:
+        raise BirthDateError("format")
+    if day is None:
+        raise BirthDateError("impossible")
+    if day > today:
+        raise BirthDateError("future")
+    if day < today - relativedelta(years=MAX_AGE_YEARS):
+        raise BirthDateError("too_old")
+    return day
+
+
+def _date(year: int, month: int, day: int) -> dt.date | None:
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def age_in_months(birth: dt.date, today: dt.date) -> int:
+    """Completed calendar months of age."""
+    delta = relativedelta(today, birth)
+    return delta.years * 12 + delta.months
+
+
+@dataclass(frozen=True)
+class Child:
+    id: int
+    family_id: int
+    nickname: str
+    birth: dt.date
+    sex: str  # "" (not said), "f" or "m"
+    preterm: bool
+    discharge: dt.date | None
+
+
+@dataclass(frozen=True)
+class Family:
+    id: int
+    key: str  # the parent's transport-neutral key, e.g. telegram:4242
+    address: str  # where reminders go: the chat key
+    consent_at: str | None  # when the parent agreed to the storing of their children's data
+    paused: bool
+
+
+class Families:
+    """Families, children and done records in the service's database (store migration 003)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, key: str) -> Family | None:
+        row = self.db.execute("select id, key, address, consent_at, paused from families where key = ?",
+                              [key]).fetchone()
+        return Family(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
+    def consent(self, key: str, address: str, now: dt.datetime) -> Family:
+        """Record the parent's consent (creating the family); returns it."""
+        with self.db.atomic():
+            self.db.execute("insert into families (key, address, consent_at, paused, created) values (?, ?, ?, 0, ?) "
+                            "on conflict(key) do update set consent_at = excluded.consent_at, "
+                            "address = excluded.address",
+                            [key, address, now.isoformat(timespec="seconds"), now.isoformat(timespec="seconds")])
+        family = self.get(key)
+        assert family is not None
+        return family
+
+    def children(self, family_id: int) -> list[Child]:
+        rows = self.db.execute("select id, family_id, nickname, birth, sex, preterm, discharge from children "
+                               "where family_id = ? order by birth, id", [family_id]).fetchall()
+        return [_child(r) for r in rows]
+
+    def child(self, family_id: int, child_id: int) -> Child | None:
+        """A child of this family only: an id of another family's child gives None."""
+        row = self.db.execute("select id, family_id, nickname, birth, sex, preterm, discharge from children "
+                              "where family_id = ? and id = ?", [family_id, child_id]).fetchone()
+        return _child(row) if row else None
+
+    def add_child(self, family_id: int, nickname: str, birth: dt.date, sex: str = "", preterm: bool = False,
+                  *, now: dt.datetime) -> Child:
+        if sex not in SEXES:
+            raise ValueError("sex is '', 'f' or 'm'")
+        nickname = clean_nickname(nickname)
+        cur = self.db.execute("insert into children (family_id, nickname, birth, sex, preterm, created) "
+                              "values (?, ?, ?, ?, ?, ?)", [family_id, nickname, birth.isoformat(), sex, int(preterm),
+                                                            now.isoformat(timespec="seconds")])
+        child = self.child(family_id, int(cur.lastrowid or 0))
+        assert child is not None
+        return child
+
+    def update_child(self, family_id: int, child_id: int, **fields: object) -> Child | None:
+        allowed = {"nickname", "birth", "sex", "preterm", "discharge"}
+        if set(fields) - allowed:
+            raise ValueError(f"unknown fields {set(fields) - allowed}")
+        values = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in fields.items()}
+        if "nickname" in values:
+            values["nickname"] = clean_nickname(str(values["nickname"]))
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self.db.execute(f"update children set {sets} where family_id = ? and id = ?",
+                        [*values.values(), family_id, child_id])
+        return self.child(family_id, child_id)
+
+    def remove_child(self, family_id: int, child_id: int) -> bool:
+        with self.db.atomic():
+            if self.child(family_id, child_id) is None:
+                return False
+            self.db.execute("delete from records where child_id = ?", [child_id])
+            self.db.execute("delete from children where id = ?", [child_id])
+        return True
+
+    def records(self, child_id: int) -> dict[str, dt.date]:
+        return {r[0]: dt.date.fromisoformat(r[1]) for r in self.db.execute(
+            "select item_id, done_on from records where child_id = ?", [child_id])}
+
+    def record(self, child_id: int, item_id: str, done_on: dt.date, now: dt.datetime) -> None:
+        self.db.execute("insert into records (child_id, item_id, done_on, recorded_at) values (?, ?, ?, ?) "
+                        "on conflict(child_id, item_id) do update set done_on = excluded.done_on, "
+                        "recorded_at = excluded.recorded_at",
+                        [child_id, item_id, done_on.isoformat(), now.isoformat(timespec="seconds")])
+
+
+def clean_nickname(text: str) -> str:
+    """A nickname as stored: printable, trimmed, at most 20 characters. Raises ValueError when empty."""
+    t = "".join(ch for ch in unicodedata.normalize("NFKC", text)
+                if unicodedata.category(ch)[0] not in "C").strip()[:MAX_NICKNAME]
+    if not t:
+        raise ValueError("a nickname is needed")
+    return t
+
+
+def _child(r: tuple[object, ...]) -> Child:
+    return Child(int(r[0]), int(r[1]), str(r[2]), dt.date.fromisoformat(str(r[3])), str(r[4] or ""),  # type: ignore[call-overload]
+                 bool(r[5]), dt.date.fromisoformat(str(r[6])) if r[6] else None)
