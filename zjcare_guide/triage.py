@@ -50,8 +50,10 @@ _COMPLETION = re.compile(r"^(?:下去|进去|下来|起来|出来|以后|之后|
 # The experienced aspect right after a sign ("抽过", "噎住过一次") puts it in the past; 过来/过去/过气
 # are other words.
 # The learned model was trained on Chinese messages; with fewer Chinese characters than this it has
-# nothing to go on and is not asked.
-MODEL_MIN_HAN = 2
+# nothing to go on and is not asked. Three characters are a reply, not a description: "不知道" (typed
+# in answer to a step) read as poisoning, its n-grams being those of "不知道吃了什么". Short signs
+# ("抽了", "叫不醒", "噎住了") are the rules' — the danger sets lost nothing at 4.
+MODEL_MIN_HAN = 4
 _EXPERIENCED = re.compile(r"[^\s过]{0,2}过(?![来去气敏头度])")
 
 
