@@ -93,7 +93,7 @@ def test_adding_a_child_gives_the_plan_and_the_age_for_questions(conv: Conversat
 
 def test_a_bad_birth_date_is_asked_again_and_nothing_is_saved(conv: Conversation, store: Store) -> None:
     session = Session()
-    [consent] = conv.handle(Command("child", actor=PARENT), session)
+    conv.handle(Command("child", actor=PARENT), session)
     press(conv, session, "child_consent", value=1)
     conv.handle(Text("豆豆", actor=PARENT), session)
     before = dump(store)
