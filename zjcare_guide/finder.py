@@ -26,8 +26,16 @@ MAX_PAGES = 20
 # Ages a parent can pick when none is known yet (months), shown as 6个月, 1岁, 1岁半…
 AGE_CHOICES = (6, 12, 18, 24, 30)
 _TOGGLE = r"incl|places|form[0-4]|age(?:none|\d{1,2})"
+MAX_NAME_QUERY = 16  # Chinese characters: longer text is no institution's name
+_QUESTION = re.compile(r"吗|？|\?|怎么|什么|哪")
 PROMPTED = "finder_prompted"  # session state: the last finder message asked for a town
 SHOWN = "finder_shown"  # session state: ids of the institutions on the last results page (for /report)
+
+
+def town_rows(action_kind: str) -> tuple[tuple[Button, ...], ...]:
+    """Zhuji's 23 units as buttons, four to a row, each pressing `action_kind` with the unit's code."""
+    buttons = [Button(t.short, Action(action_kind, t.code)) for t in TOWNS]
+    return tuple(tuple(buttons[i:i + 4]) for i in range(0, len(buttons), 4))
 
 
 def same_label(text: str, label: str) -> bool:
@@ -132,7 +140,10 @@ class Finder(BaseFeature):
             return [self._town_list("choose", turn)]
         # A town's name alone, then an institution's name, then a sentence naming a town.
         town = find_town(text, in_sentence=False)
-        hits = [] if town else self.directory.search(text, turn.today, limit=PAGE_SIZE * MAX_PAGES)
+        # An institution's name is short and no question; a question typed after the results is not
+        # looked up in every name of the directory.
+        named = town is None and han_count(text) <= MAX_NAME_QUERY and not _QUESTION.search(text)
+        hits = self.directory.search(text, turn.today, limit=PAGE_SIZE * MAX_PAGES) if named else []
         if hits:
             return [self._results(turn, Search(filters=Filters()), hits, by_name=True)]
         town = town or find_town(text)
@@ -142,8 +153,7 @@ class Finder(BaseFeature):
             return [self._town_list("old_name", turn, old=old_place(text))]
         # Asked for a town, the parent typed something short that is none: say so and list them. After
         # results, or for anything that reads as a question, the guidance answers instead.
-        if turn.session.state.get(PROMPTED) and han_count(text) <= 10 \
-                and not any(q in text for q in ("吗", "？", "?", "怎么", "什么", "哪")):
+        if turn.session.state.get(PROMPTED) and han_count(text) <= 10 and not _QUESTION.search(text):
             return [self._town_list("not_found", turn)]
         return None
 
@@ -303,9 +313,7 @@ class Finder(BaseFeature):
     def _town_list(self, reason: str, turn: Turn, old: str | None = None) -> Reply:
         turn.session.awaiting = self.name
         turn.session.state[PROMPTED] = True
-        buttons = [Button(t.short, Action("find_town", t.code)) for t in TOWNS]
-        rows = tuple(tuple(buttons[i:i + 4]) for i in range(0, len(buttons), 4))
-        return Reply("menu", self._renderer().render("town_list", reason=reason, old=old), rows)
+        return Reply("menu", self._renderer().render("town_list", reason=reason, old=old), town_rows("find_town"))
 
     def _notice(self, reason: str) -> Reply:
         if reason == "expired":

@@ -64,6 +64,8 @@ class ImportResult:
     unchanged: int = 0
     demo_removed: int = 0
     encoding: str = ""
+    # Whether any valid row is a real institution (not DEMO-…): such a file replaces the demo data.
+    real_rows: bool = False
     problems: list[RowProblem] = field(default_factory=list)
     ignored_columns: tuple[str, ...] = ()
 
@@ -339,7 +341,6 @@ def import_file(directory: Directory, path: Path, today: dt.date, *, coords: str
     result = ImportResult(encoding=table.encoding,
                           ignored_columns=tuple(h for h in table.header if h not in HEADERS))
     seen: dict[str, int] = {}
-    real = False
     db = directory.db
     conn = db.conn
     try:
@@ -364,7 +365,7 @@ def import_file(directory: Directory, path: Path, today: dt.date, *, coords: str
                 else:
                     if stamp_places is not None and values[14] is not None:
                         values = (*values[:15], stamp_places.isoformat(), *values[16:])
-                    real = real or not filing_no.startswith(DEMO_PREFIX)
+                    result.real_rows = result.real_rows or not filing_no.startswith(DEMO_PREFIX)
                     if not result.problems:  # after the first problem, only keep validating
                         batch.append(values)
                 if len(batch) >= PROGRESS_EVERY:
@@ -379,7 +380,7 @@ def import_file(directory: Directory, path: Path, today: dt.date, *, coords: str
             if result.problems:
                 raise _Rollback
             _stage(conn, batch)
-            _apply(conn, result, remove_demo=real)
+            _apply(conn, result, remove_demo=result.real_rows)
             if dry_run:
                 raise _Rollback
     except _Rollback:
@@ -510,12 +511,6 @@ def check_demo(content_dir: Path, today: dt.date) -> list[str]:
             out.append(f"{path}: {exc}")
             continue
         out += [f"{path}: {p}" for p in result.problems]
-        if result.ok and not all(r.startswith(DEMO_PREFIX) for r in _filing_numbers(path)):
+        if result.ok and result.real_rows:
             out.append(f"{path}: demo filing numbers start with {DEMO_PREFIX} (a real import replaces them)")
     return out
-
-
-def _filing_numbers(path: Path) -> list[str]:
-    table = read_table(path)
-    i = table.header.index("备案编号")
-    return [cells[i] for _, cells in table.rows]

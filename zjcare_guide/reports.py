@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 from sqlite_utils.db import Database
 
-from .finder import SHOWN
+from .finder import SHOWN, same_label, town_rows
 from .guide import Guide
 from .institutions import Directory
 from .render import Renderer
 from .replies import Action, Button, Reply
 from .router import ActionSpec, BaseFeature, CommandSpec, Turn
 from .text import han_count, sanitize
-from .towns import BY_CODE, TOWNS, find_town
+from .towns import BY_CODE, find_town
 
 MIN_REPORT = 5
 MAX_REPORT = 1000
@@ -131,9 +131,7 @@ class Reports(BaseFeature):
         return [self._town_list("town")]
 
     def _town_list(self, step: str) -> Reply:
-        buttons = [Button(t.short, Action("report_town", t.code)) for t in TOWNS]
-        rows = tuple(tuple(buttons[i:i + 4]) for i in range(0, len(buttons), 4))
-        return Reply("menu", self._r().render("report", step=step), rows)
+        return Reply("menu", self._r().render("report", step=step), town_rows("report_town"))
 
     def _town(self, turn: Turn, action: Action) -> list[Reply]:
         if self.directory is None or action.arg not in BY_CODE:
@@ -152,7 +150,7 @@ class Reports(BaseFeature):
             return None
         r = self._r()
         text = sanitize(text).strip()
-        if text == r.label("cancel"):
+        if same_label(text, r.label("cancel")):
             turn.session.awaiting = ""
             return [Reply("notice", r.render("cancelled"))]
         kind, value = target
