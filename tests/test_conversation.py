@@ -22,11 +22,12 @@ def test_start_welcomes_with_emergency_numbers_and_main_menu(conversation: Conve
     assert [a.arg or a.kind for a in reply.actions()] == ["ask", "find", "reminders", "child", "help"]
 
 
-def test_menu_entries_not_built_yet_say_so_and_point_to_articles(conversation: Conversation) -> None:
+def test_menu_entries_without_a_database_say_so(conversation: Conversation) -> None:
     session = Session()
-    [reply] = conversation.handle(Press(Action("menu", "reminders")), session)
-    assert "即将开放" in reply.text
-    assert reply.actions() and all(conversation.guide.article(a.arg) for a in reply.actions())
+    [reply] = conversation.handle(Press(Action("reminders")), session)
+    assert "暂时无法使用" in reply.text
+    [expired] = conversation.handle(Press(Action("menu", "reminders")), session)
+    assert "已过期" in expired.text
     [child] = conversation.handle(Press(Action("child")), session)
     assert "暂时无法使用" in child.text  # no database behind this conversation
     [ask] = conversation.handle(Press(Action("menu", "ask")), session)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .children import BirthDateError, Child, Families, Family, age_in_months, clean_nickname, parse_birth_date
 from .guide import Guide
+from .reminder_flow import ReminderPlanner
 from .render import Renderer
 from .replies import Action, Button, Reply
 from .router import ActionSpec, BaseFeature, CommandSpec, Turn
@@ -39,9 +40,11 @@ class Draft:
 class ChildFlow(BaseFeature):
     name = "children"
 
-    def __init__(self, guide: Callable[[], Guide], families: Families | None) -> None:
+    def __init__(self, guide: Callable[[], Guide], families: Families | None,
+                 planner: ReminderPlanner | None = None) -> None:
         self._guide = guide
         self.families = families
+        self.planner = planner  # re-plans the child's reminders after every change
 
     def commands(self) -> Sequence[CommandSpec]:
         return (CommandSpec("child", lambda t, a: self._start(t), listed=True),)
@@ -160,6 +163,8 @@ class ChildFlow(BaseFeature):
             return [Reply("notice", self._r().render("expired"))]
         child = self.families.add_child(family.id, draft.nickname, draft.birth, draft.sex, action.arg == "y",
                                         now=turn.now)
+        if self.planner is not None:
+            self.planner.sync(child, turn.now)
         del turn.session.state[self.name]
         turn.session.awaiting = ""
         return [self._summary(turn, child, added=True)]
@@ -200,6 +205,8 @@ class ChildFlow(BaseFeature):
         turn.session.state.pop(self.name, None)
         if child is None:
             return [Reply("notice", self._r().render("expired"))]
+        if self.planner is not None:
+            self.planner.sync(child, turn.now)
         return [self._summary(turn, child, added=False, updated=True)]
 
     def _own_child(self, turn: Turn, child_id: int) -> Child | None:

@@ -110,6 +110,11 @@ class Families:
                               [key]).fetchone()
         return Family(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
+    def by_id(self, family_id: int) -> Family | None:
+        row = self.db.execute("select id, key, address, consent_at, paused from families where id = ?",
+                              [family_id]).fetchone()
+        return Family(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
     def consent(self, key: str, address: str, now: dt.datetime) -> Family:
         """Record the parent's consent (creating the family); returns it."""
         with self.db.atomic():
@@ -161,6 +166,8 @@ class Families:
             if self.child(family_id, child_id) is None:
                 return False
             self.db.execute("delete from records where child_id = ?", [child_id])
+            self.db.execute("delete from reminders where child_id = ?", [child_id])
+            self.db.execute("delete from muted where child_id = ?", [child_id])
             self.db.execute("delete from children where id = ?", [child_id])
         return True
 

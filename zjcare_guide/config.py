@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .content import DEFAULT_CONTENT_DIR
+from .reminders import Policy, parse_quiet_hours
 
 
 class ConfigError(ValueError):
@@ -27,6 +30,7 @@ class Config:
     db_path: Path
     content_dir: Path
     admin_ids: frozenset[int] = field(default_factory=frozenset)
+    policy: Policy = field(default_factory=Policy)  # when reminders go out
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -39,12 +43,24 @@ class Config:
             if not part.lstrip("-").isdigit():
                 raise ConfigError(f"ZJCARE_ADMIN_IDS must be Telegram user ids separated by commas, not {part!r}")
             admins.add(int(part))
+        policy = Policy()
+        if quiet := (env.get("ZJCARE_QUIET_HOURS") or "").strip():
+            try:
+                start, end = parse_quiet_hours(quiet)
+            except ValueError:
+                raise ConfigError(f"ZJCARE_QUIET_HOURS must look like 21:00-08:00, not {quiet!r}") from None
+            policy = dataclasses.replace(policy, quiet_start=start, quiet_end=end)
+        if late := (env.get("ZJCARE_REMINDER_MAX_LATE_DAYS") or "").strip():
+            if not late.isdigit():
+                raise ConfigError(f"ZJCARE_REMINDER_MAX_LATE_DAYS must be a whole number of days, not {late!r}")
+            policy = dataclasses.replace(policy, max_late=dt.timedelta(days=int(late)))
         return cls(
             token=(env.get("TELEGRAM_BOT_TOKEN") or "").strip() or None,
             api_base_url=(env.get("TELEGRAM_API_BASE_URL") or "").strip() or None,
             db_path=Path(env.get("ZJCARE_DB") or default_db_path(env)),
             content_dir=Path(env.get("ZJCARE_CONTENT_DIR") or DEFAULT_CONTENT_DIR),
             admin_ids=frozenset(admins),
+            policy=policy,
         )
 
     def require_token(self) -> str:

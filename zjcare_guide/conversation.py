@@ -21,6 +21,8 @@ from .guidance import Guidance
 from .guide import Guide, GuideHolder, Outcome
 from .institutions import Directory
 from .operators import Operators
+from .reminder_flow import ReminderFlow, ReminderPlanner
+from .reminders import Policy, Reminders
 from .replies import Action, Button, Command, Event, Location, Press, Reply, Session, Text, Unsupported
 from .reports import Reports
 from .router import BaseFeature, CommandSpec, Feature, Router, Turn
@@ -37,7 +39,8 @@ class Conversation(BaseFeature):
 
     name = "conversation"
 
-    def __init__(self, guide: Guide | Callable[[], Guide], *, clock: Clock, store: Store | None = None) -> None:
+    def __init__(self, guide: Guide | Callable[[], Guide], *, clock: Clock, store: Store | None = None,
+                 policy: Policy | None = None) -> None:
         # A callable lets a transport swap in a reloaded guide without rebuilding the conversation.
         self._guide = guide if callable(guide) else (lambda: guide)
         self.store = store
@@ -47,7 +50,11 @@ class Conversation(BaseFeature):
         directory = Directory(store.db) if store is not None else None
         # In the order the bot's command menu lists their commands.
         families = Families(store.db) if store is not None else None
-        features: list[Feature] = [self.guidance, Finder(self._guide, directory), ChildFlow(self._guide, families),
+        self.planner = ReminderPlanner(self._guide, Reminders(store.db, families), policy or Policy()) \
+            if store is not None else None
+        features: list[Feature] = [self.guidance, Finder(self._guide, directory),
+                                   ChildFlow(self._guide, families, self.planner),
+                                   ReminderFlow(self._guide, families, self.planner),
                                    Reports(self._guide, directory), Operators(self._guide, directory), self]
         self.router = Router(features)
 

@@ -21,8 +21,7 @@ MAX_MESSAGE = 500
 PAGE_SIZE = 8
 MAX_AGE_MONTHS = 72
 # Menu entries that are not built yet, and where they point meanwhile.
-COMING_SOON_ARTICLES = {"reminders": ("vaccine-schedule", "checkup-schedule")}
-MENU = ("ask", "reminders")
+MENU = ("ask",)
 # How many runners-up a 👎 offers.
 MAX_OTHERS = 3
 _ID = r"[a-z0-9]+(?:-[a-z0-9]+)*"
@@ -210,7 +209,7 @@ class Guidance(BaseFeature):
         r = self.guide.renderer
         return ((Button(r.label("menu_ask"), Action("menu", "ask")),),
                 (Button(r.label("menu_institutions"), Action("find")),
-                 Button(r.label("menu_reminders"), Action("menu", "reminders"))),
+                 Button(r.label("menu_reminders"), Action("reminders"))),
                 (Button(r.label("menu_child"), Action("child")),
                  Button(r.label("menu_help"), Action("help"))))
 
@@ -222,11 +221,7 @@ class Guidance(BaseFeature):
         entry = action.arg
         if entry not in MENU:
             return [self.notice("expired")]
-        if entry == "ask":
-            return [Reply("menu", g.renderer.render("ask_prompt"), self.topic_buttons())]
-        articles = [a for a in (g.article(i) for i in COMING_SOON_ARTICLES[entry]) if a is not None]
-        rows = tuple((Button(a.title, Action("article", a.id)),) for a in articles)
-        return [Reply("notice", g.renderer.render("coming_soon", feature=entry), rows)]
+        return [Reply("menu", g.renderer.render("ask_prompt"), self.topic_buttons())]
 
     def _age(self, turn: Turn, args: str) -> list[Reply]:
         try:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 REQUIRED_TEMPLATES = ("welcome", "help", "greeting", "answer", "choices", "urgent", "fallback",
                       "out_of_scope", "english", "topics", "topic_articles", "disclaimer", "expired", "bad_input",
-                      "error", "age_set", "ask_prompt", "coming_soon", "child", "admin_only", "reload_ok",
+                      "error", "age_set", "ask_prompt", "child", "reminder", "reminders", "admin_only", "reload_ok",
                       "reload_failed", "find_prompt", "institution_results", "town_list", "finder_notice",
                       "find_filters", "cancelled", "report", "places", "reminder_vaccine", "reminder_checkup",
                       "schedule_plan")
@@ -35,7 +35,9 @@ REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topi
                    "command_cancel", "places_button", "plan_done", "plan_upcoming", "plan_due", "plan_overdue",
                    "plan_not_given", "consent_yes", "consent_no", "child_add", "sex_f", "sex_m", "sex_skip",
                    "preterm_yes", "preterm_no", "edit_nickname", "edit_birth", "remove_child", "child_list",
-                   "remove_yes", "remove_no", "command_child")
+                   "remove_yes", "remove_no", "command_child", "remind_done", "remind_snooze", "remind_mute",
+                   "snooze_days", "unmute", "reminders_pause", "reminders_resume", "command_reminders",
+                   "command_pause", "command_resume")
 
 # Telegram HTML allows only a handful of tags and no raw angle brackets; article bodies are a small
 # Markdown subset that the transports render, so these characters never belong in a body.
@@ -54,7 +56,18 @@ _SAMPLE_TOPIC = Topic("disease", "常见病护理", "示例")
 
 def sample_context(name: str) -> dict[str, Any]:
     """A context that exercises every variable a template may use, for `content check`."""
-    return {
+    return {**_SAMPLE, **_SAMPLE_BY_TEMPLATE.get(name, {})}
+
+
+_SAMPLE_BY_TEMPLATE: dict[str, dict[str, Any]] = {
+    "reminder": {"parts": ["**预防接种提醒**：小宝3天后（12月4日）可以接种：乙肝疫苗第2剂"]},
+    "reminders": {"step": "timeline", "paused": True, "typed": False, "day": "2026年12月1日", "item": "乙肝疫苗第2剂",
+                  "children": [{"nickname": "豆豆", "done": 2, "now": [w], "upcoming": [w]} for w in (
+                      {"name": "乙肝疫苗第2剂", "due": "2026年12月4日", "status": "overdue", "muted": True,
+                       "window_end": ""},)],
+                  "next": [{"name": "乙肝疫苗第3剂", "due": "2027年4月30日"}]},
+}
+_SAMPLE: dict[str, Any] = {
         "article": _SAMPLE_ARTICLE, "articles": [_SAMPLE_ARTICLE, _SAMPLE_ARTICLE],
         "related": [_SAMPLE_ARTICLE], "topic": _SAMPLE_TOPIC, "topics": [_SAMPLE_TOPIC],
         "findings": [{"label": "抽搐", "tier": 1}], "tier": 1,
@@ -79,7 +92,7 @@ def sample_context(name: str) -> dict[str, Any]:
         "missed": [{"name": "满月健康检查", "due": "2026年3月29日"}],
         "plan": [{"due": "2026-12-04", "window_end": None, "name": "乙肝疫苗", "dose": 2, "status": s,
                   "done_on": None} for s in ("done", "upcoming", "due", "overdue", "not_given")],
-    }
+}
 
 
 class Renderer:

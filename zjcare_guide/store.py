@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +106,64 @@ def _m003_families(db: Database) -> None:
         )""")
 
 
+@migrations(name="004_reminders")
+def _m004_reminders(db: Database) -> None:
+    """Reminder rows and their state machine (pending → sending → sent | failed | cancelled), and the
+    items a family asked not to be reminded of. Column meanings: zjcare_guide.reminders."""
+    db.execute("""
+        create table reminders (
+            id integer primary key, family_id integer not null references families(id),
+            child_id integer not null references children(id), item_id text not null,
+            kind text not null, item_due text not null, send_at text not null, next_at text not null,
+            state text not null default 'pending', attempts integer not null default 0,
+            first_try_at text, claimed_by text, claimed_at text, sent_at text, reason text not null default '',
+            unique (child_id, item_id, kind, item_due)
+        )""")
+    # Due selection reads only pending rows up to now, in order: one index range, whatever the table size.
+    db.execute("create index reminders_due on reminders (state, next_at)")
+    db.execute("create index reminders_family on reminders (family_id, state)")
+    db.execute("create index reminders_child on reminders (child_id, item_id)")
+    db.execute("""
+        create table muted (
+            child_id integer not null references children(id), item_id text not null, at text not null,
+            primary key (child_id, item_id)
+        )""")
+
+
+# How long a write waits for another process's lock before it gives up (sqlite3's default is 5 s).
+BUSY_TIMEOUT_S = 5.0
+
+
+class LocalDatabase(Database):
+    """A sqlite-utils Database with one connection per thread, so the bot can run its database work
+    in worker threads (off the event loop) and one thread waiting on a lock holds up no other."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._local = threading.local()
+        super().__init__(self._connect())
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S)
+        # WAL lets readers (the editors' `content gaps`, a second process) go on while one writes; with
+        # WAL, NORMAL sync stays consistent after a crash and spares an fsync per write.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @conn.setter
+    def conn(self, value: sqlite3.Connection) -> None:
+        self._local.conn = value
+
+
 @dataclass(frozen=True)
 class Gap:
     """A question editors should look at: how often it was unanswered or disliked."""
@@ -121,11 +181,6 @@ class Gap:
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
-        if not db.memory:
-            # WAL lets the editors' `content gaps` read while the bot writes; with WAL, NORMAL sync
-            # stays consistent after a crash and spares an fsync per stored question.
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
 
     @classmethod
@@ -133,7 +188,7 @@ class Store:
         if str(path) == ":memory:":
             return cls(Database(memory=True))
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return cls(Database(str(path)))
+        return cls(LocalDatabase(str(path)))
 
     def _migrate(self) -> None:
         # sqlite-utils runs each migration and its record in one transaction: no half schemas.

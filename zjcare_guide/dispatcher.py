@@ -1,0 +1,199 @@
+"""Send the reminders that are due: one message per family, through the transport's outbound port.
+
+Used by the bot's periodic job and by `zjcare-guide reminders send-due`; both claim rows before sending
+(reminders.Reminders.claim), so running them side by side never sends a reminder twice. Rate-limited
+below Telegram's 30 messages per second; a 429 waits the seconds asked; 5xx and network errors are
+retried with backoff, then left for the next run until Policy.give_up, then `failed`; a 403 pauses the
+family. Every database call runs in a worker thread: the bot's event loop never waits on a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aiolimiter import AsyncLimiter
+
+from .children import Child
+from .clock import TZ
+from .outbound import Blocked, Failed, Outbound, RetryAfter, Sent
+from .reminders import KINDS, Counts, Policy, Reminders, Row, process_id
+from .render import Renderer
+from .replies import Action, Button, Reply
+from .schedule import ScheduleItem
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# A message that keeps failing is tried this many times in one run (0.5 s, 1 s, 2 s apart) before it
+# is left for the next run; a 429 is waited out however often it comes, until Policy.give_up.
+TRIES_PER_RUN = 3
+RATE_PER_SECOND = 28.0  # under Telegram's 30 messages/s to different chats, with room for replies
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Content:
+    """What a message is made of: the schedules (names, reminder templates) and the renderer."""
+
+    schedules: Sequence[ScheduleItem]
+    renderer: Renderer
+
+
+def compose(rows: Sequence[Row], children: Mapping[int, Child], content: Content, today: dt.date) -> Reply:
+    """One family's reminder message: the items grouped by child and template, then one row of
+    ✅ 已完成 · ⏰ 推迟 · 🔕 buttons per item."""
+    items = {i.id: i for i in content.schedules}
+    r = content.renderer
+    parts: list[str] = []
+    groups: dict[tuple[int, str, dt.date], list[ScheduleItem]] = defaultdict(list)
+    for row in rows:
+        item = items.get(row.item_id)
+        if item is not None and row.child_id in children:
+            groups[(row.child_id, item.schedule.reminder, row.item_due)].append(item)
+    for (child_id, template, due), group in groups.items():
+        parts.append(r.render(template, nickname=children[child_id].nickname, days_left=(due - today).days,
+                              due=f"{due.month}月{due.day}日",
+                              items=[{"name": i.name, "dose": i.dose} for i in group]))
+    buttons: list[tuple[Button, ...]] = []
+    for row in rows:
+        item = items.get(row.item_id)
+        child = children.get(row.child_id)
+        if item is None or child is None:
+            continue
+        arg = f"{row.child_id}-{row.item_id}"
+        name = item.name + (f"第{item.dose}剂" if item.dose else "")
+        who = f"{child.nickname}·" if len({c for c in (x.child_id for x in rows)}) > 1 else ""
+        buttons.append((Button(r.label("remind_done", item=f"{who}{name}"), Action("remind_done", arg)),
+                        Button(r.label("remind_snooze"), Action("remind_snooze", arg)),
+                        Button(r.label("remind_mute"), Action("remind_mute", arg))))
+    text = r.render("reminder", parts=parts)
+    return Reply("reminder", text, tuple(buttons))
+
+
+def _supersede(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
+    """Of several rows for the same item (a late 'before' and today's 'due'), send only the latest."""
+    order = {k: i for i, k in enumerate(KINDS)}
+    best: dict[tuple[int, str], Row] = {}
+    for row in rows:
+        key = (row.child_id, row.item_id)
+        if key not in best or (row.send_at, order[row.kind]) > (best[key].send_at, order[best[key].kind]):
+            best[key] = row
+    keep = [r for r in rows if best[(r.child_id, r.item_id)] is r]
+    return keep, [r for r in rows if best[(r.child_id, r.item_id)] is not r]
+
+
+class Dispatcher:
+    """Sends due reminders. `outbounds` by transport ("telegram", "console"); a family whose transport
+    has none here is left pending for a process that has one."""
+
+    def __init__(self, reminders: Reminders, outbounds: Mapping[str, Outbound], content: Callable[[], Content],
+                 policy: Policy, *, rate: float = RATE_PER_SECOND,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, claimer: str | None = None,
+                 in_thread: bool = True) -> None:
+        self.reminders = reminders
+        self.outbounds = dict(outbounds)
+        self.content = content
+        self.policy = policy
+        self.limiter = AsyncLimiter(1, 1 / rate)  # evenly spaced: no burst over the limit
+        self.sleep = sleep
+        self.claimer = claimer or process_id()
+        self.in_thread = in_thread
+        self._lock = asyncio.Lock()
+
+    async def _db(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        if self.in_thread:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
+
+    async def run(self, now: dt.datetime) -> Counts:
+        """Send everything due at `now` (timezone-aware), once. Overlapping calls in one process wait
+        for each other; another process is kept apart by the claims."""
+        async with self._lock:
+            return await self._run(now)
+
+    async def _run(self, now: dt.datetime) -> Counts:
+        counts = Counts()
+        if self.policy.quiet(now):
+            counts.quiet = True
+            return counts
+        await self._db(self.reminders.release_stale, now, self.policy)
+        counts.late = await self._db(self.reminders.expire_late, now, self.policy)
+        skipped: set[int] = set()  # families this run cannot or will not send to again
+        while True:
+            rows = [r for r in await self._db(self.reminders.due, now, BATCH) if r.family_id not in skipped]
+            if not rows:
+                return counts
+            by_family: dict[int, list[Row]] = defaultdict(list)
+            for row in rows:
+                by_family[row.family_id].append(row)
+            for family_id, family_rows in by_family.items():
+                await self._family(family_id, family_rows, now, counts)
+                skipped.add(family_id)
+
+    async def _family(self, family_id: int, rows: list[Row], now: dt.datetime, counts: Counts) -> None:
+        families = self.reminders.families
+        family = await self._db(families.by_id, family_id)
+        outbound = self.outbounds.get(family.address.partition(":")[0]) if family is not None else None
+        if family is None or outbound is None:
+            return
+        claimed = await self._db(self.reminders.claim, [r.id for r in rows], self.claimer, now)
+        if not claimed:
+            return
+        keep, dropped = _supersede(claimed)
+        await self._db(self.reminders.finish, [r.id for r in dropped], "cancelled", now, reason="superseded")
+        children = {c.id: c for c in await self._db(families.children, family_id)}
+        reply = compose(keep, children, self.content(), now.astimezone(TZ).date())
+        ids = [r.id for r in keep]
+        first_try = min((r.first_try_at or now) for r in keep)
+        failures = 0
+        slept = 0.0  # real seconds waited on this message in this run (429s and backoff)
+        while True:
+            async with self.limiter:
+                try:
+                    result = await outbound.send(family.address, [reply])
+                except Exception as exc:  # a transport bug must not leave rows in `sending`
+                    log.exception("outbound send raised")
+                    result = Failed(type(exc).__name__)
+            if isinstance(result, Sent):
+                await self._db(self.reminders.finish, ids, "sent", now)
+                counts.sent += 1
+                counts.rows_sent += len(ids)
+                return
+            if isinstance(result, Blocked):
+                # The parent blocked the bot: pause the family (they /resume), keep the rows pending.
+                await self._db(self.reminders.pause_family, family_id, True)
+                await self._db(self.reminders.finish, ids, "pending", now, reason="blocked")
+                counts.blocked += 1
+                return
+            waited = max(now - first_try, dt.timedelta(0)) + dt.timedelta(seconds=slept)
+            if isinstance(result, RetryAfter):
+                if waited + dt.timedelta(seconds=result.seconds) > self.policy.give_up:
+                    await self._give_up(ids, now, "rate limited", counts)
+                    return
+                counts.retried += 1
+                slept += result.seconds
+                await self.sleep(result.seconds)
+                continue
+            assert isinstance(result, Failed)
+            failures += 1
+            if result.permanent or waited >= self.policy.give_up:
+                await self._give_up(ids, now, result.reason, counts)
+                return
+            if failures >= TRIES_PER_RUN:
+                retry_at = now + min(dt.timedelta(minutes=2) * 2 ** min(failures, 6), self.policy.give_up)
+                await self._db(self.reminders.finish, ids, "pending", now, reason=result.reason, retry_at=retry_at)
+                counts.retrying += 1
+                return
+            counts.retried += 1
+            slept += 0.5 * 2 ** (failures - 1)
+            await self.sleep(0.5 * 2 ** (failures - 1))
+
+    async def _give_up(self, ids: list[int], now: dt.datetime, reason: str, counts: Counts) -> None:
+        await self._db(self.reminders.finish, ids, "failed", now, reason=reason[:200])
+        counts.failed += 1
+        log.warning("gave up on a reminder message (%d items): %s", len(ids), reason[:200])
