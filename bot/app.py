@@ -10,6 +10,7 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
+    CallbackContext,
     CallbackQueryHandler,
     Defaults,
     MessageHandler,
@@ -17,16 +18,19 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from zjcare_guide.clock import TZ, system_clock
+from zjcare_guide.clock import TZ, Clock, system_clock
 from zjcare_guide.config import Config
 from zjcare_guide.conversation import Conversation
+from zjcare_guide.dispatcher import Content, Dispatcher
 from zjcare_guide.guide import GuideHolder
 from zjcare_guide.store import Store
 
 from . import handlers
 from .handlers import BotState
+from .outbound import TelegramOutbound
 
 log = logging.getLogger(__name__)
+REMINDER_INTERVAL_S = 60.0  # reminders go at 09:00: a minute's granularity is plenty
 UNSUPPORTED = (filters.Sticker.ALL | filters.PHOTO | filters.VOICE | filters.AUDIO | filters.VIDEO
                | filters.VIDEO_NOTE | filters.Document.ALL | filters.ANIMATION | filters.CONTACT)
 
@@ -38,14 +42,20 @@ def file_base_url(base_url: str) -> str:
 
 def build_application(config: Config, holder: GuideHolder, store: Store | None, *,
                       request: BaseRequest | None = None, updates_request: BaseRequest | None = None,
-                      rate_limit: bool = True) -> Application:  # type: ignore[type-arg]
-    """The bot; `request`/`updates_request` replace the HTTP layer in offline tests and benchmarks."""
+                      rate_limit: bool = True, clock: Clock = system_clock,
+                      reminder_interval: float = REMINDER_INTERVAL_S) -> Application:  # type: ignore[type-arg]
+    """The bot; `request`/`updates_request` replace the HTTP layer in offline tests and benchmarks.
+
+    With a store, a JobQueue job sends due reminders every `reminder_interval` seconds (the first
+    run right after start: reminders due while the bot was down go out then, late but once)."""
     builder = (
         ApplicationBuilder()
         .token(config.require_token())
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=TZ,
                            link_preview_options=LinkPreviewOptions(is_disabled=True)))
         .post_init(_post_init)
+        # Updates are handled concurrently, each chat's in order (handlers.BotState.chat_lock).
+        .concurrent_updates(True)
     )
     if rate_limit:
         # Retries a 429 after the retry_after Telegram asks for, instead of losing the message.
@@ -55,8 +65,20 @@ def build_application(config: Config, holder: GuideHolder, store: Store | None, 
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
     app = builder.build()
-    conversation = Conversation(lambda: holder.guide, clock=system_clock, store=store)
+    conversation = Conversation(lambda: holder.guide, clock=clock, store=store, policy=config.policy)
     app.bot_data["state"] = BotState(conversation, holder, config.admin_ids)
+    if store is not None and conversation.planner is not None and app.job_queue is not None:
+        outbound = TelegramOutbound(app.bot, conversation.router)
+        dispatcher = Dispatcher(conversation.planner.reminders, {"telegram": outbound},
+                                lambda: Content(holder.guide.library.schedules, holder.guide.renderer), config.policy)
+        app.bot_data["dispatcher"] = dispatcher
+
+        async def send_due(context: CallbackContext) -> None:  # type: ignore[type-arg]
+            counts = await dispatcher.run(clock())
+            if counts.sent or counts.failed or counts.blocked or counts.late:
+                log.info("reminders: %s", counts.as_dict())
+
+        app.job_queue.run_repeating(send_due, interval=reminder_interval, first=1.0, name="reminders")
     app.add_handler(CallbackQueryHandler(handlers.on_callback))
     # Text and captions, new or edited, in one handler: triage must see every word a parent sends.
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGES & (filters.TEXT | filters.CAPTION),

@@ -5,12 +5,14 @@ Nothing here decides what to say: that is `zjcare_guide.conversation`, shared wi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import cast
 
-from telegram import Chat, InlineKeyboardMarkup, MaybeInaccessibleMessage, Message, ReplyKeyboardMarkup, Update
+from telegram import Bot, Chat, InlineKeyboardMarkup, MaybeInaccessibleMessage, Message, ReplyKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
@@ -21,6 +23,7 @@ from zjcare_guide.conversation import Conversation, reload_content
 from zjcare_guide.guide import GuideHolder
 from zjcare_guide.identity import NOBODY, Actor
 from zjcare_guide.replies import Command, Event, Location, Press, Reply, Session, Text, Unsupported
+from zjcare_guide.router import Router
 
 from .heap import settle_heap
 from .telegram_html import decode_action, keyboard_json, location_keyboard, split_html
@@ -37,6 +40,15 @@ class BotState:
     conversation: Conversation
     holder: GuideHolder
     admin_ids: frozenset[int]
+    # One lock per chat: updates run concurrently (one parent never waits for another's database
+    # write), but a chat's own messages are still answered in order.
+    locks: weakref.WeakValueDictionary[int, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
+
+    def chat_lock(self, chat_id: int) -> asyncio.Lock:
+        lock = self.locks.get(chat_id)
+        if lock is None:
+            lock = self.locks[chat_id] = asyncio.Lock()
+        return lock
 
 
 def actor(update: Update) -> Actor:
@@ -66,15 +78,20 @@ def _session(context: ContextTypes.DEFAULT_TYPE) -> Session:
 
 async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes.DEFAULT_TYPE,
                        thread_id: int | None = None, private: bool = True) -> None:
-    """Send replies in order; `thread_id` keeps them in the forum topic the parent wrote in. Telegram
+    """Send replies in order; `thread_id` keeps them in the forum topic the parent wrote in."""
+    await send_to_chat(context.bot, _state(context).conversation.router, chat_id, replies, thread_id, private)
+
+
+async def send_to_chat(bot: Bot, router: Router, chat_id: int, replies: list[Reply], thread_id: int | None = None,
+                       private: bool = True) -> None:
+    """Send replies to a chat, in order (also used for reminders nobody just asked for). Telegram
     shares a location from a keyboard button in private chats only: in a group the request is text
     (the parent types a town)."""
-    router = _state(context).conversation.router
     for reply in replies:
         if reply.venue is not None:
             v = reply.venue
-            await context.bot.send_venue(chat_id, latitude=v.latitude, longitude=v.longitude, title=v.title[:256],
-                                         address=v.address[:256] or v.title[:256], message_thread_id=thread_id)
+            await bot.send_venue(chat_id, latitude=v.latitude, longitude=v.longitude, title=v.title[:256],
+                                 address=v.address[:256] or v.title[:256], message_thread_id=thread_id)
             continue
         chunks = split_html(reply.text)
         markup: ReplyMarkup | None
@@ -85,8 +102,8 @@ async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes
             markup = cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons, router))
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
-            await context.bot.send_message(chat_id, chunk, reply_markup=markup if last else None,
-                                           message_thread_id=thread_id)
+            await bot.send_message(chat_id, chunk, reply_markup=markup if last else None,
+                                   message_thread_id=thread_id)
 
 
 def _thread(message: MaybeInaccessibleMessage | None) -> int | None:
@@ -113,9 +130,13 @@ async def _handle(update: Update, context: ContextTypes.DEFAULT_TYPE, event: Eve
     chat = update.effective_chat
     if chat is None:
         return
-    replies = _state(context).conversation.safe_handle(event, _session(context))
-    await send_replies(chat.id, replies, context, _thread(update.effective_message),
-                       private=chat.type == ChatType.PRIVATE)
+    state, session = _state(context), _session(context)
+    async with state.chat_lock(chat.id):
+        # The conversation may read or write the database: in a worker thread (each with its own
+        # SQLite connection), so a write waiting on a lock never stalls the event loop.
+        replies = await asyncio.to_thread(state.conversation.safe_handle, event, session)
+        await send_replies(chat.id, replies, context, _thread(update.effective_message),
+                           private=chat.type == ChatType.PRIVATE)
 
 
 def _spoken_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[Message, str] | None:

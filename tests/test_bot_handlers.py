@@ -83,7 +83,8 @@ async def test_post_init_registers_chinese_commands(bot: Bot) -> None:
     await _post_init(bot.app)
     [params] = bot.request.sent("setMyCommands")
     commands = json.loads(params["commands"]) if isinstance(params["commands"], str) else params["commands"]
-    assert [c["command"] for c in commands] == ["start", "help", "topics", "age", "find", "report", "cancel"]
+    assert [c["command"] for c in commands] == ["start", "help", "topics", "age", "find", "child", "reminders", "pause",
+                                                "resume", "report", "cancel"]
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in c["description"]) for c in commands)
 
 

@@ -224,7 +224,9 @@ class ChildFlow(BaseFeature):
         items = plan(self._guide().library.schedules, child.birth, self.families.records(child.id),
                      today=turn.today, discharge=child.discharge)
         upcoming = [p for p in items if p.status in ("upcoming", "due")][:UPCOMING_SHOWN]
-        missed = [p for p in items if p.status == "overdue"]
+        # Items whose time passed before the child was registered are listed once, at registration
+        # ("ask the clinic about a catch-up"); afterwards the timeline (/reminders) shows them.
+        missed = [p for p in items if p.status == "overdue"] if added else []
         r = self._r()
         rows = ((Button(r.label("edit_nickname"), Action("child_edit", f"{child.id}-nickname")),
                  Button(r.label("edit_birth"), Action("child_edit", f"{child.id}-birth"))),

@@ -212,7 +212,7 @@ def chat(age_months: int | None, content: str | None) -> None:
     guide = load_guide(content)
     store = open_store(None)
     open_directory(store, content, _today(None))
-    conv = Conversation(guide, clock=system_clock, store=store)
+    conv = Conversation(guide, clock=system_clock, store=store, policy=config_from_env().policy)
     session = Session(age_months=age_months, numbered_buttons=True)
     interactive = sys.stdin.isatty()
     if isinstance(sys.stdin, io.TextIOWrapper):
@@ -407,7 +407,7 @@ def schedule(birth: str, done: tuple[str, ...], discharge: str | None, today: st
             click.echo(f"  · {case}")
 
 
-from . import directory_cli  # noqa: E402,F401  (registers `institutions`, `operators`, `reports`)
+from . import directory_cli, reminders_cli  # noqa: E402,F401  (register `institutions`, `operators`, `reports`, `reminders`)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -140,6 +140,7 @@ class Dispatcher:
         family = await self._db(families.by_id, family_id)
         outbound = self.outbounds.get(family.address.partition(":")[0]) if family is not None else None
         if family is None or outbound is None:
+            counts.skipped += 1
             return
         claimed = await self._db(self.reminders.claim, [r.id for r in rows], self.claimer, now)
         if not claimed:

@@ -62,14 +62,14 @@ class ReminderFlow(BaseFeature):
                 CommandSpec("resume", lambda t, a: self._pause(t, False), listed=True))
 
     def actions(self) -> Sequence[ActionSpec]:
-        return (ActionSpec("reminders", "r", lambda t, a: self._timeline(t)),
-                ActionSpec("reminders_pause", "rp", lambda t, a: self._pause(t, a.value == 1),
+        return (ActionSpec("reminders", "n", lambda t, a: self._timeline(t)),
+                ActionSpec("reminders_pause", "np", lambda t, a: self._pause(t, a.value == 1),
                            values=frozenset({0, 1})),
-                ActionSpec("remind_done", "rd", self._done, arg=ITEM_ARG),
-                ActionSpec("remind_snooze", "rz", self._snooze, arg=ITEM_ARG,
+                ActionSpec("remind_done", "nd", self._done, arg=ITEM_ARG),
+                ActionSpec("remind_snooze", "nz", self._snooze, arg=ITEM_ARG,
                            values=frozenset({0, *SNOOZE_DAYS})),
-                ActionSpec("remind_mute", "rm", self._mute, arg=ITEM_ARG),
-                ActionSpec("remind_unmute", "ru", self._unmute, arg=ITEM_ARG))
+                ActionSpec("remind_mute", "nm", self._mute, arg=ITEM_ARG),
+                ActionSpec("remind_unmute", "nu", self._unmute, arg=ITEM_ARG))
 
     def _r(self) -> Renderer:
         return self._guide().renderer
@@ -110,6 +110,10 @@ class ReminderFlow(BaseFeature):
                         "now": [_words(p, muted) for p in items if p.status in ("due", "overdue")],
                         "upcoming": [_words(p, muted) for p in items if p.status == "upcoming"][:UPCOMING_PER_CHILD],
                         "done": sum(p.status == "done" for p in items)})
+            # What is due or overdue can be recorded from here too (a late registration's birth doses).
+            rows.extend((Button(r.label("remind_done", item=f"{child.nickname}·{_name(p)}"),
+                                Action("remind_done", f"{child.id}-{p.id}")),)
+                        for p in items if p.status in ("due", "overdue"))
             # A muted item can be reminded of again.
             rows.extend((Button(f"{r.label('unmute')}：{child.nickname}·{_name(p)}",
                                 Action("remind_unmute", f"{child.id}-{p.id}")),)

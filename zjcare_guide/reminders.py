@@ -157,10 +157,12 @@ class Counts:
     late: int = 0  # rows not sent: more than Policy.max_late late
     quiet: bool = False  # nothing was sent: quiet hours
     retried: int = 0  # extra attempts made (429 waits, 5xx retries)
+    skipped: int = 0  # families left pending: no outbound for their transport in this process
 
     def as_dict(self) -> dict[str, int | bool]:
         return {"sent": self.sent, "failed": self.failed, "blocked": self.blocked, "retrying": self.retrying,
-                "rows_sent": self.rows_sent, "late": self.late, "retried": self.retried, "quiet": self.quiet}
+                "rows_sent": self.rows_sent, "late": self.late, "retried": self.retried, "skipped": self.skipped,
+                "quiet": self.quiet}
 
 
 class Reminders:

@@ -1,0 +1,49 @@
+"""The Telegram side of the outbound port: send a reminder with PTB and say what happened in the
+core's terms (zjcare_guide.outbound). 429 → RetryAfter, 403 → Blocked, 400 → a permanent failure,
+5xx and network errors → a failure worth retrying."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from telegram import Bot
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from zjcare_guide import outbound
+from zjcare_guide.replies import Reply
+from zjcare_guide.router import Router
+
+from .handlers import send_to_chat
+
+log = logging.getLogger(__name__)
+
+
+class TelegramOutbound:
+    transport = "telegram"
+
+    def __init__(self, bot: Bot, router: Router) -> None:
+        self.bot = bot
+        self.router = router
+
+    async def send(self, address: str, replies: Sequence[Reply]) -> outbound.SendResult:
+        transport, _, chat = address.partition(":")
+        if transport != self.transport or not chat.lstrip("-").isdigit():
+            return outbound.Failed(f"not a Telegram chat: {transport}", permanent=True)
+        try:
+            await send_to_chat(self.bot, self.router, int(chat), list(replies))
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
+            return outbound.RetryAfter(seconds)
+        except Forbidden:
+            log.info("a family has blocked the bot: their reminders are paused")
+            return outbound.Blocked()
+        except BadRequest as exc:
+            return outbound.Failed(f"bad request: {exc.message}", permanent=True)
+        except NetworkError as exc:  # 5xx, timeouts and dropped connections
+            return outbound.Failed(f"network: {exc.message}")
+        except TelegramError as exc:
+            return outbound.Failed(f"telegram: {exc.message}")
+        return outbound.Sent()
