@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import sqlite3
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ T = TypeVar("T")
 TRIES_PER_RUN = 3
 RATE_PER_SECOND = 28.0  # under Telegram's 30 messages/s to different chats, with room for replies
 BATCH = 500
+SETTLE_TRIES = 30  # × the 5 s busy timeout and 1 s: minutes of another process's lock before giving up
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,20 @@ class Dispatcher:
             return await asyncio.to_thread(fn, *args, **kwargs)
         return fn(*args, **kwargs)
 
+    async def _settle(self, fn: Callable[..., None], *args: object, **kwargs: object) -> None:
+        """Write the outcome of a send. Another process may hold the database lock for longer than the
+        busy timeout: the outcome is kept and written again rather than lost (a row left `sending`
+        would be sent a second time once its lease ran out)."""
+        for attempt in range(SETTLE_TRIES):
+            try:
+                await self._db(fn, *args, **kwargs)
+                return
+            except sqlite3.OperationalError:
+                if attempt == SETTLE_TRIES - 1:
+                    raise
+                log.warning("database busy while recording a reminder's outcome; trying again")
+                await self.sleep(1.0)
+
     async def run(self, now: dt.datetime) -> Counts:
         """Send everything due at `now` (timezone-aware), once. Overlapping calls in one process wait
         for each other; another process is kept apart by the claims."""
@@ -146,7 +162,7 @@ class Dispatcher:
         if not claimed:
             return
         keep, dropped = _supersede(claimed)
-        await self._db(self.reminders.finish, [r.id for r in dropped], "cancelled", now, reason="superseded")
+        await self._settle(self.reminders.finish, [r.id for r in dropped], "cancelled", now, reason="superseded")
         children = {c.id: c for c in await self._db(families.children, family_id)}
         reply = compose(keep, children, self.content(), now.astimezone(TZ).date())
         ids = [r.id for r in keep]
@@ -161,14 +177,14 @@ class Dispatcher:
                     log.exception("outbound send raised")
                     result = Failed(type(exc).__name__)
             if isinstance(result, Sent):
-                await self._db(self.reminders.finish, ids, "sent", now)
+                await self._settle(self.reminders.finish, ids, "sent", now)
                 counts.sent += 1
                 counts.rows_sent += len(ids)
                 return
             if isinstance(result, Blocked):
                 # The parent blocked the bot: pause the family (they /resume), keep the rows pending.
-                await self._db(self.reminders.pause_family, family_id, True)
-                await self._db(self.reminders.finish, ids, "pending", now, reason="blocked")
+                await self._settle(self.reminders.pause_family, family_id, True)
+                await self._settle(self.reminders.finish, ids, "pending", now, reason="blocked")
                 counts.blocked += 1
                 return
             waited = max(now - first_try, dt.timedelta(0)) + dt.timedelta(seconds=slept)
@@ -187,7 +203,8 @@ class Dispatcher:
                 return
             if failures >= TRIES_PER_RUN:
                 retry_at = now + min(dt.timedelta(minutes=2) * 2 ** min(failures, 6), self.policy.give_up)
-                await self._db(self.reminders.finish, ids, "pending", now, reason=result.reason, retry_at=retry_at)
+                await self._settle(self.reminders.finish, ids, "pending", now, reason=result.reason,
+                                   retry_at=retry_at)
                 counts.retrying += 1
                 return
             counts.retried += 1
@@ -195,6 +212,6 @@ class Dispatcher:
             await self.sleep(0.5 * 2 ** (failures - 1))
 
     async def _give_up(self, ids: list[int], now: dt.datetime, reason: str, counts: Counts) -> None:
-        await self._db(self.reminders.finish, ids, "failed", now, reason=reason[:200])
+        await self._settle(self.reminders.finish, ids, "failed", now, reason=reason[:200])
         counts.failed += 1
         log.warning("gave up on a reminder message (%d items): %s", len(ids), reason[:200])

@@ -181,7 +181,7 @@ class Reminders:
         """Bring a child's pending reminders in line with its plan (after adding, editing, a done record,
         a mute): pending rows the plan no longer asks for are cancelled, future ones it asks for are
         added. Rows already sent, or whose time has passed, are left as they are: a child registered
-        late is not sent reminders for what is long past. Returns the number of rows added."""
+        late is not sent reminders for what is long past. Returns the number of rows added or brought back."""
         items = plan(schedules, child.birth, self.families.records(child.id), today=now.astimezone(TZ).date(),
                      discharge=child.discharge)
         want = wanted(child, items, self.muted(child.id), policy)
@@ -199,9 +199,13 @@ class Reminders:
             for w in want:
                 if w.send_at <= now:
                     continue
+                # A row cancelled by a mute or an earlier plan comes back when it is wanted again (unmuted,
+                # a wrong date corrected); one the parent snoozed away stays cancelled.
                 cur = self.db.execute(
-                    "insert or ignore into reminders (family_id, child_id, item_id, kind, item_due, send_at, "
-                    "next_at) values (?, ?, ?, ?, ?, ?, ?)",
+                    "insert into reminders (family_id, child_id, item_id, kind, item_due, send_at, next_at) "
+                    "values (?, ?, ?, ?, ?, ?, ?) on conflict (child_id, item_id, kind, item_due) do update "
+                    "set state = 'pending', reason = '', attempts = 0, first_try_at = null "
+                    "where state = 'cancelled' and reason in ('muted', 'replanned')",
                     [child.family_id, child.id, w.item_id, w.kind, w.item_due.isoformat(), ts(w.send_at),
                      ts(w.send_at)])
                 added += cur.rowcount
