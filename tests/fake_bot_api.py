@@ -1,7 +1,12 @@
 """A fake Telegram Bot API server on 127.0.0.1 (aiohttp), with real long-poll getUpdates.
 
 It answers the calls the bot makes, records every sendMessage, and rejects — with the 400 the real
-API gives — anything Telegram would reject (see telegram_rules)."""
+API gives — anything Telegram would reject (see telegram_rules).
+
+Faults, for the reminder dispatcher's tests: scripted error answers to the next sendMessage calls
+(`fail`, any chat or one chat), chats that blocked the bot (`blocked`, always 403), a limit of messages
+per rolling second above which it answers 429 (`rate_limit`), and a slow answer (`delay`: the message is
+delivered at once, the answer comes `delay` seconds later, as when a response is slow or lost)."""
 
 from __future__ import annotations
 
@@ -10,12 +15,38 @@ import contextlib
 import itertools
 import json
 import time
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from .fakes import BOT_USER, sent_message
 from .telegram_rules import send_message_problems, send_venue_problems
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An error answer Telegram gives to a sendMessage, instead of delivering it."""
+
+    status: int
+    description: str
+    retry_after: int | None = None
+
+    def response(self) -> web.Response:
+        body: dict[str, Any] = {"ok": False, "error_code": self.status, "description": self.description}
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return web.json_response(body, status=self.status)
+
+
+def too_many_requests(retry_after: int = 1) -> Fault:
+    return Fault(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+
+
+SERVER_ERROR = Fault(500, "Internal Server Error")
+BAD_GATEWAY = Fault(502, "Bad Gateway")
+BLOCKED = Fault(403, "Forbidden: bot was blocked by the user")
 
 
 class FakeBotApi:
@@ -29,6 +60,15 @@ class FakeBotApi:
         self._message_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Fault injection (sendMessage only); nothing of it is active unless a test sets it.
+        self.faults: deque[Fault] = deque()  # answers to the next sendMessage calls, to any chat
+        self.chat_faults: dict[int, deque[Fault]] = {}  # answers to the next sendMessage calls to one chat
+        self.blocked: set[int] = set()  # chats that blocked the bot: every sendMessage to them is a 403
+        self.rate_limit: int | None = None  # messages delivered per rolling second, above it a 429
+        self.delay = 0.0  # seconds between delivering a message and answering the call
+        self.faulted: list[tuple[int, int]] = []  # (chat id, status) of every error answered by the above
+        self._delivered_at: deque[float] = deque()
+        self._closing = False
 
     @property
     def base_url(self) -> str:
@@ -44,6 +84,9 @@ class FakeBotApi:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        # Long polls still open (a bot that was stopped or killed) end now, not at their timeout.
+        self._closing = True
+        self._new.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -62,6 +105,37 @@ class FakeBotApi:
 
     def called(self, method: str) -> list[dict[str, Any]]:
         return [p for m, p in self.calls if m == method]
+
+    def fail(self, *faults: Fault, chat_id: int | None = None) -> None:
+        """Answer the next sendMessage calls (to `chat_id`, or to any chat) with these errors, in order."""
+        if chat_id is None:
+            self.faults.extend(faults)
+        else:
+            self.chat_faults.setdefault(chat_id, deque()).extend(faults)
+
+    def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
+        """The messages delivered to one chat."""
+        return [p for p in self.sent if int(p["chat_id"]) == chat_id]
+
+    def _fault(self, params: dict[str, Any]) -> Fault | None:
+        """The error this sendMessage gets instead of being delivered, if any."""
+        try:
+            chat_id = int(params.get("chat_id", 0))
+        except (TypeError, ValueError):
+            return None
+        if chat_id in self.blocked:
+            return BLOCKED
+        if queue := self.chat_faults.get(chat_id):
+            return queue.popleft()
+        if self.faults:
+            return self.faults.popleft()
+        if self.rate_limit is not None:
+            now = time.monotonic()
+            while self._delivered_at and self._delivered_at[0] <= now - 1.0:
+                self._delivered_at.popleft()
+            if len(self._delivered_at) >= self.rate_limit:
+                return too_many_requests(1)
+        return None
 
     async def _params(self, request: web.Request) -> dict[str, Any]:
         if request.content_type == "application/json":
@@ -88,6 +162,9 @@ class FakeBotApi:
             return self._ok(True)
         if method == "getUpdates":
             return self._ok(await self._get_updates(params))
+        if method == "sendMessage" and (fault := self._fault(params)) is not None:
+            self.faulted.append((int(params["chat_id"]), fault.status))
+            return fault.response()
         if method in ("sendMessage", "sendVenue"):
             problems = (send_message_problems if method == "sendMessage" else send_venue_problems)(params)
             if problems:
@@ -95,7 +172,12 @@ class FakeBotApi:
                 return web.json_response({"ok": False, "error_code": 400,
                                           "description": "Bad Request: " + "; ".join(problems)}, status=400)
             self.sent.append(params)
-            return self._ok(sent_message(method, params, next(self._message_ids)))
+            answer = sent_message(method, params, next(self._message_ids))
+            if method == "sendMessage" and self.rate_limit is not None:
+                self._delivered_at.append(time.monotonic())
+            if method == "sendMessage" and self.delay:
+                await asyncio.sleep(self.delay)
+            return self._ok(answer)
         self.rejected.append((method, ["method not supported by the fake"]))
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
 
@@ -104,7 +186,7 @@ class FakeBotApi:
         timeout = float(params.get("timeout") or 0)
         # Updates below the offset are confirmed: Telegram forgets them.
         self.updates = [u for u in self.updates if u["update_id"] >= offset]
-        if not self.updates and timeout > 0:
+        if not self.updates and timeout > 0 and not self._closing:
             self._new.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new.wait(), timeout)

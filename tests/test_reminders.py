@@ -433,3 +433,28 @@ async def test_a_locked_database_when_recording_the_outcome_loses_nothing(
     counts = await dispatcher(book, guide, out, sleeps).run(at("2026-12-29"))
     assert counts.sent == 1 and sleeps.waited == [1.0]
     assert sum(book.status()["sent"].values()) == 2 and not book.status()["sending"]
+
+
+async def test_pages_of_due_rows_still_give_one_message_per_family(
+        book: Reminders, guide: Guide, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("zjcare_guide.dispatcher.BATCH", 3)
+    for n in range(5):  # twins in five families: four due rows each, pages of three
+        add(book, guide, "2026-11-01", key=f"test:{n}", nickname="大宝")
+        add(book, guide, "2026-11-01", key=f"test:{n}", nickname="小宝")
+    add(book, guide, "2026-11-01", key="telegram:9")  # no outbound here: left pending, not a stall
+    out = FakeOutbound()
+    counts = await dispatcher(book, guide, out).run(at("2026-12-29"))
+    assert sorted(a for a, _ in out.delivered) == [f"test:{n}" for n in range(5)]
+    assert (counts.sent, counts.rows_sent, counts.skipped) == (5, 20, 1)
+
+
+def test_a_registered_childs_age_is_known_in_a_new_session(guide: Guide, store: Store) -> None:
+    conv = conversation(guide, store, at("2026-12-01", "10:00"))
+    register(conv, Session(), "豆豆", "2026-03-01")
+    session = Session()  # the bot restarted: the conversation's memory is gone
+    conv.handle(Text("宝宝辅食怎么加", actor=PARENT), session)
+    assert session.age_months == 9
+    register(conv, Session(), "小豆", "2026-11-01")  # two ages: the parent says which
+    session = Session()
+    conv.handle(Text("宝宝辅食怎么加", actor=PARENT), session)
+    assert session.age_months is None

@@ -66,7 +66,7 @@ class ChildFlow(BaseFeature):
         # Every variable the template may use, so each step renders whatever the others need.
         values: dict[str, object] = {"children": [], "again": False, "reason": "", "nickname": "", "age": "",
                                      "upcoming": [], "missed": [], "added": False, "updated": False,
-                                     "preterm": False, **context}
+                                     "preterm": False, "cases": [], **context}
         return Reply("notice" if not buttons else "menu", self._r().render("child", step=step, **values), buttons)
 
     # ------------------------------------------------------------ entry, consent, list
@@ -234,7 +234,11 @@ class ChildFlow(BaseFeature):
                  Button(r.label("child_list"), Action("child"))))
         return self._say("summary", rows, nickname=child.nickname, age=_age_words(child.birth, turn.today),
                          upcoming=[_item_words(p) for p in upcoming], missed=[_item_words(p) for p in missed],
-                         added=added, updated=updated, preterm=child.preterm)
+                         added=added, updated=updated, preterm=child.preterm,
+                         # What the tables do not settle (low birth weight, the old DTaP schedule…): said
+                         # once, at registration, with the clinic to ask.
+                         cases=[c for s in dict.fromkeys(i.schedule for i in self._guide().library.schedules)
+                                for c in s.cases] if added else [])
 
 
 def _age_words(birth: dt.date, today: dt.date) -> str:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from .child_flow import ChildFlow
-from .children import Families
+from .children import Families, age_in_months
 from .clock import Clock
 from .finder import Finder
 from .guidance import Guidance
@@ -31,6 +31,7 @@ from .text import sanitize
 
 _CHOICE = re.compile(r"^\s*(\d{1,2})\s*$")
 _CANCELLED_STEP = "cancelled_step"  # session state: the step the last command ended, for /cancel
+_AGE_LOOKED_UP = "age_looked_up"  # session state: the registered child's age was looked up
 log = logging.getLogger(__name__)
 
 
@@ -49,7 +50,7 @@ class Conversation(BaseFeature):
         self.guidance = Guidance(self._guide, store)
         directory = Directory(store.db) if store is not None else None
         # In the order the bot's command menu lists their commands.
-        families = Families(store.db) if store is not None else None
+        families = self.families = Families(store.db) if store is not None else None
         self.planner = ReminderPlanner(self._guide, Reminders(store.db, families), policy or Policy()) \
             if store is not None else None
         features: list[Feature] = [self.guidance, Finder(self._guide, directory),
@@ -72,6 +73,17 @@ class Conversation(BaseFeature):
         was = turn.session.state.pop(_CANCELLED_STEP, "")
         return [Reply("notice", self.guide.renderer.render("cancelled", nothing=not was), self.guidance.main_menu())]
 
+    def _registered_age(self, turn: Turn) -> float | None:
+        assert self.families is not None
+        family = self.families.get(turn.actor.user_key) if turn.actor.user_id else None
+        if family is None or family.consent_at is None:
+            return None
+        ages = {age_in_months(c.birth, turn.today) for c in self.families.children(family.id)}
+        if len(ages) != 1:
+            return None
+        months = ages.pop()
+        return float(months) if months <= 72 else None
+
     # ------------------------------------------------------------ entry point
 
     def safe_handle(self, event: Event, session: Session) -> list[Reply]:
@@ -86,6 +98,12 @@ class Conversation(BaseFeature):
 
     def handle(self, event: Event, session: Session) -> list[Reply]:
         turn = Turn(event.actor, session, self.clock())
+        if session.age_months is None and not session.state.get(_AGE_LOOKED_UP) and self.families is not None:
+            # A family with one registered child need not give the age again (/age): answers and the
+            # institution finder use it. Looked up once per session; with twins or several children
+            # the parent still says which age they mean.
+            session.state[_AGE_LOOKED_UP] = True
+            session.age_months = self._registered_age(turn)
         if isinstance(event, Text):
             replies = self._text(event.text, turn)
         elif isinstance(event, Command):

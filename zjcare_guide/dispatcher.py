@@ -139,25 +139,27 @@ class Dispatcher:
             return counts
         await self._db(self.reminders.release_stale, now, self.policy)
         counts.late = await self._db(self.reminders.expire_late, now, self.policy)
-        skipped: set[int] = set()  # families this run cannot or will not send to again
+        handled: set[int] = set()  # families sent to (or left) in this run
+        after: tuple[str, int] | None = None
         while True:
-            rows = [r for r in await self._db(self.reminders.due, now, BATCH) if r.family_id not in skipped]
+            rows = await self._db(self.reminders.due, now, BATCH, after)
             if not rows:
                 return counts
-            by_family: dict[int, list[Row]] = defaultdict(list)
-            for row in rows:
-                by_family[row.family_id].append(row)
-            for family_id, family_rows in by_family.items():
-                await self._family(family_id, family_rows, now, counts)
-                skipped.add(family_id)
+            after = (rows[-1].next_at, rows[-1].id)
+            for family_id in dict.fromkeys(r.family_id for r in rows):
+                if family_id not in handled:
+                    handled.add(family_id)
+                    await self._family(family_id, now, counts)
 
-    async def _family(self, family_id: int, rows: list[Row], now: dt.datetime, counts: Counts) -> None:
+    async def _family(self, family_id: int, now: dt.datetime, counts: Counts) -> None:
         families = self.reminders.families
         family = await self._db(families.by_id, family_id)
         outbound = self.outbounds.get(family.address.partition(":")[0]) if family is not None else None
         if family is None or outbound is None:
             counts.skipped += 1
             return
+        # Every row of the family due now, not only those on this page: one message per family.
+        rows = await self._db(self.reminders.due_for_family, family_id, now)
         claimed = await self._db(self.reminders.claim, [r.id for r in rows], self.claimer, now)
         if not claimed:
             return

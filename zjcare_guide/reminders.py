@@ -116,15 +116,18 @@ class Row:
     attempts: int
     first_try_at: dt.datetime | None
     reason: str
+    next_at: str  # as stored: the page key of Reminders.due
 
 
-_COLUMNS = "id, family_id, child_id, item_id, kind, item_due, send_at, state, attempts, first_try_at, reason"
+_COLUMNS = ("id, family_id, child_id, item_id, kind, item_due, send_at, state, attempts, first_try_at, reason, "
+            "next_at")
 
 
 def _row(r: Sequence[object]) -> Row:
     return Row(int(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]),  # type: ignore[call-overload]
                dt.date.fromisoformat(str(r[5])), dt.datetime.fromisoformat(str(r[6])), str(r[7]),
-               int(r[8]), dt.datetime.fromisoformat(str(r[9])) if r[9] else None, str(r[10]))  # type: ignore[call-overload]
+               int(r[8]), dt.datetime.fromisoformat(str(r[9])) if r[9] else None, str(r[10]),  # type: ignore[call-overload]
+               str(r[11]))
 
 
 def process_id() -> str:
@@ -266,14 +269,22 @@ class Reminders:
             "and send_at < ?", [ts(now), ts(now - policy.max_late)])
         return cur.rowcount
 
-    def due(self, now: dt.datetime, limit: int = 500) -> list[Row]:
-        """Pending rows whose time has come, of families that have not paused, oldest first."""
+    def due(self, now: dt.datetime, limit: int = 500, after: tuple[str, int] | None = None) -> list[Row]:
+        """Pending rows whose time has come, of families that have not paused, oldest first; `after`
+        (the next_at and id of the last row of the previous page) pages through them."""
+        cols = ", ".join("r." + c.strip() for c in _COLUMNS.split(","))
+        page = "and (r.next_at, r.id) > (?, ?) " if after else ""
         rows = self.db.execute(
-            f"select {', '.join('r.' + c.strip() for c in _COLUMNS.split(','))} from reminders r "
-            "join families f on f.id = r.family_id "
-            "where r.state = 'pending' and r.next_at <= ? and f.paused = 0 order by r.next_at, r.id limit ?",
-            [ts(now), limit]).fetchall()
+            f"select {cols} from reminders r join families f on f.id = r.family_id "
+            f"where r.state = 'pending' and r.next_at <= ? {page}and f.paused = 0 "
+            "order by r.next_at, r.id limit ?", [ts(now), *(after or ()), limit]).fetchall()
         return [_row(r) for r in rows]
+
+    def due_for_family(self, family_id: int, now: dt.datetime) -> list[Row]:
+        """All of one family's pending rows whose time has come: they go in one message."""
+        return [_row(r) for r in self.db.execute(
+            f"select {_COLUMNS} from reminders where family_id = ? and state = 'pending' and next_at <= ? "
+            "order by next_at, id", [family_id, ts(now)])]
 
     def claim(self, ids: Sequence[int], claimer: str, now: dt.datetime) -> list[Row]:
         """Take these rows for sending; returns those this claimer got (another process may have some)."""

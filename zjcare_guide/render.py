@@ -89,7 +89,7 @@ _SAMPLE: dict[str, Any] = {
         "items": [{"name": "乙肝疫苗", "dose": 2}, {"name": "满月健康检查", "dose": None}],
         "children": [("豆豆", "8个月")], "again": True, "age": "8个月", "added": True, "updated": False,
         "preterm": True, "upcoming": [{"name": "乙肝疫苗第3剂", "due": "2026年9月1日"}],
-        "missed": [{"name": "满月健康检查", "due": "2026年3月29日"}],
+        "missed": [{"name": "满月健康检查", "due": "2026年3月29日"}], "cases": ["示例情况"],
         "plan": [{"due": "2026-12-04", "window_end": None, "name": "乙肝疫苗", "dose": 2, "status": s,
                   "done_on": None} for s in ("done", "upcoming", "due", "overdue", "not_given")],
 }

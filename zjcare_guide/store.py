@@ -186,7 +186,8 @@ class Store:
     @classmethod
     def open(cls, path: Path | str) -> Store:
         if str(path) == ":memory:":
-            return cls(Database(memory=True))
+            # One connection, shared by whichever thread runs the conversation (tests, a quick try).
+            return cls(Database(sqlite3.connect(":memory:", check_same_thread=False)))
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return cls(LocalDatabase(str(path)))
 
