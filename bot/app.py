@@ -70,7 +70,8 @@ def build_application(config: Config, holder: GuideHolder, store: Store | None, 
     if store is not None and conversation.planner is not None and app.job_queue is not None:
         outbound = TelegramOutbound(app.bot, conversation.router)
         dispatcher = Dispatcher(conversation.planner.reminders, {"telegram": outbound},
-                                lambda: Content(holder.guide.library.schedules, holder.guide.renderer), config.policy)
+                                lambda: Content(holder.guide.library.schedules, holder.guide.renderer), config.policy,
+                                wall=clock)
         app.bot_data["dispatcher"] = dispatcher
 
         async def send_due(context: CallbackContext) -> None:  # type: ignore[type-arg]

@@ -117,7 +117,7 @@ async def _send_due(config: Config, guide: Guide, book: Reminders, moment: dt.da
     outbounds: dict[str, Outbound] = {"console": ConsoleOutbound(click.echo)}
     content = Content(guide.library.schedules, guide.renderer)
     if not config.token:
-        return await Dispatcher(book, outbounds, lambda: content, config.policy).run(moment)
+        return await Dispatcher(book, outbounds, lambda: content, config.policy, wall=system_clock).run(moment)
     # The same Application as `run` (its rate limiter, base URL and Defaults), without polling.
     app = build_application(config, GuideHolder(guide), None)
     where = config.api_base_url or "the Telegram Bot API"
@@ -125,7 +125,7 @@ async def _send_due(config: Config, guide: Guide, book: Reminders, moment: dt.da
         async with app:
             router = Conversation(guide, clock=lambda: moment).router
             outbounds["telegram"] = TelegramOutbound(app.bot, router)
-            return await Dispatcher(book, outbounds, lambda: content, config.policy).run(moment)
+            return await Dispatcher(book, outbounds, lambda: content, config.policy, wall=system_clock).run(moment)
     except InvalidToken:
         raise click.ClickException(f"{where} rejected TELEGRAM_BOT_TOKEN: check the token from @BotFather") from None
     except NetworkError as exc:

@@ -4,8 +4,8 @@ real SQLite database; a fake outbound at the edge scripts 429s, 5xx, 403s and sl
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import datetime as dt
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -88,9 +88,11 @@ def rows(book: Reminders, child: Child, item: str, state: str = "pending") -> li
 
 
 def dispatcher(book: Reminders, guide: Guide, outbound: FakeOutbound, sleeps: Sleeps | None = None,
-               policy: Policy | None = None, claimer: str | None = None) -> Dispatcher:
+               policy: Policy | None = None, claimer: str | None = None,
+               wall: dt.datetime | None = None) -> Dispatcher:
     return Dispatcher(book, {"test": outbound}, lambda: Content(guide.library.schedules, guide.renderer),
-                      policy or Policy(), sleep=sleeps or Sleeps(), claimer=claimer, in_thread=False, rate=1000)
+                      policy or Policy(), wall=fixed_clock(wall or at("2026-12-29", "09:00")), sleep=sleeps or Sleeps(),
+                      claimer=claimer, in_thread=False, rate=1000)
 
 
 # ---------------------------------------------------------------- planning
@@ -250,16 +252,30 @@ async def test_rows_of_a_killed_process_are_sent_again_once(book: Reminders, gui
     now = at("2026-12-29")
     ids = [r.id for r in book.due(now)]
     # A process on this host that no longer exists claimed them, then died mid-send.
-    book.claim(ids, f"{process_id().rpartition(':')[0]}:999999999", now)
-    # One on another host: only its lease tells (10 minutes).
+    book.claim(ids, f"{process_id().rpartition(':')[0]}:999999999", now, now)
+    # One on another host: only its lease tells (10 minutes of real time).
     add(book, guide, "2026-11-01", key="test:5151")
     other = [r.id for r in book.due(now)]
-    book.claim(other, "elsewhere:1", now)
+    book.claim(other, "elsewhere:1", now, now)
     out = FakeOutbound()
-    counts = await dispatcher(book, guide, out).run(now + dt.timedelta(minutes=1))
+    counts = await dispatcher(book, guide, out, wall=now + dt.timedelta(minutes=1)).run(now)
     assert counts.sent == 1 and out.delivered[0][0] == "test:4242"
-    counts = await dispatcher(book, guide, out).run(now + dt.timedelta(minutes=11))
+    counts = await dispatcher(book, guide, out, wall=now + dt.timedelta(minutes=11)).run(now)
     assert counts.sent == 1 and out.delivered[1][0] == "test:5151"
+
+
+async def test_a_live_claim_is_never_taken_back_whatever_moment_is_dispatched(book: Reminders, guide: Guide) -> None:
+    # `send-due --at` an hour ago, next to the running bot: this process is alive, so its claims stand,
+    # and a row another process took back is not settled by this one.
+    add(book, guide, "2026-11-01")
+    now = at("2026-12-29")
+    ids = [r.id for r in book.due(now)]
+    assert len(book.claim(ids, process_id(), now, now)) == len(ids) > 0
+    out = FakeOutbound()
+    counts = await dispatcher(book, guide, out, wall=now + dt.timedelta(hours=5)).run(now + dt.timedelta(hours=1))
+    assert counts.sent == 0 and not out.attempts and sum(book.status()["sending"].values()) == len(ids)
+    assert book.finish(ids, "someone-else:1", "sent", now) == 0
+    assert book.finish(ids, process_id(), "sent", now) == len(ids)
 
 
 async def test_two_senders_side_by_side_never_send_twice(store: Store, guide: Guide, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from typing import TypeVar
 from aiolimiter import AsyncLimiter
 
 from .children import Child
-from .clock import TZ
+from .clock import TZ, Clock
 from .outbound import Blocked, Failed, Outbound, RetryAfter, Sent
 from .reminders import KINDS, Counts, Policy, Reminders, Row, process_id
 from .render import Renderer
@@ -94,10 +94,11 @@ class Dispatcher:
     has none here is left pending for a process that has one."""
 
     def __init__(self, reminders: Reminders, outbounds: Mapping[str, Outbound], content: Callable[[], Content],
-                 policy: Policy, *, rate: float = RATE_PER_SECOND,
+                 policy: Policy, *, wall: Clock, rate: float = RATE_PER_SECOND,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, claimer: str | None = None,
                  in_thread: bool = True) -> None:
         self.reminders = reminders
+        self.wall = wall  # the real time, for claims and their lease (`run` may be given another moment)
         self.outbounds = dict(outbounds)
         self.content = content
         self.policy = policy
@@ -112,7 +113,7 @@ class Dispatcher:
             return await asyncio.to_thread(fn, *args, **kwargs)
         return fn(*args, **kwargs)
 
-    async def _settle(self, fn: Callable[..., None], *args: object, **kwargs: object) -> None:
+    async def _settle(self, fn: Callable[..., object], *args: object, **kwargs: object) -> None:
         """Write the outcome of a send. Another process may hold the database lock for longer than the
         busy timeout: the outcome is kept and written again rather than lost (a row left `sending`
         would be sent a second time once its lease ran out)."""
@@ -137,7 +138,7 @@ class Dispatcher:
         if self.policy.quiet(now):
             counts.quiet = True
             return counts
-        await self._db(self.reminders.release_stale, now, self.policy)
+        await self._db(self.reminders.release_stale, self.wall(), self.policy)
         counts.late = await self._db(self.reminders.expire_late, now, self.policy)
         handled: set[int] = set()  # families sent to (or left) in this run
         after: tuple[str, int] | None = None
@@ -160,11 +161,12 @@ class Dispatcher:
             return
         # Every row of the family due now, not only those on this page: one message per family.
         rows = await self._db(self.reminders.due_for_family, family_id, now)
-        claimed = await self._db(self.reminders.claim, [r.id for r in rows], self.claimer, now)
+        claimed = await self._db(self.reminders.claim, [r.id for r in rows], self.claimer, now, self.wall())
         if not claimed:
             return
         keep, dropped = _supersede(claimed)
-        await self._settle(self.reminders.finish, [r.id for r in dropped], "cancelled", now, reason="superseded")
+        await self._settle(self.reminders.finish, [r.id for r in dropped], self.claimer, "cancelled", now,
+                           reason="superseded")
         children = {c.id: c for c in await self._db(families.children, family_id)}
         reply = compose(keep, children, self.content(), now.astimezone(TZ).date())
         ids = [r.id for r in keep]
@@ -179,14 +181,14 @@ class Dispatcher:
                     log.exception("outbound send raised")
                     result = Failed(type(exc).__name__)
             if isinstance(result, Sent):
-                await self._settle(self.reminders.finish, ids, "sent", now)
+                await self._settle(self.reminders.finish, ids, self.claimer, "sent", now)
                 counts.sent += 1
                 counts.rows_sent += len(ids)
                 return
             if isinstance(result, Blocked):
                 # The parent blocked the bot: pause the family (they /resume), keep the rows pending.
                 await self._settle(self.reminders.pause_family, family_id, True)
-                await self._settle(self.reminders.finish, ids, "pending", now, reason="blocked")
+                await self._settle(self.reminders.finish, ids, self.claimer, "pending", now, reason="blocked")
                 counts.blocked += 1
                 return
             waited = max(now - first_try, dt.timedelta(0)) + dt.timedelta(seconds=slept)
@@ -204,9 +206,11 @@ class Dispatcher:
                 await self._give_up(ids, now, result.reason, counts)
                 return
             if failures >= TRIES_PER_RUN:
-                retry_at = now + min(dt.timedelta(minutes=2) * 2 ** min(failures, 6), self.policy.give_up)
-                await self._settle(self.reminders.finish, ids, "pending", now, reason=result.reason,
-                                   retry_at=retry_at)
+                # Later runs wait longer: 4, 8, 16… minutes by the rows' attempts so far.
+                tries = max(r.attempts for r in keep)
+                retry_at = now + min(dt.timedelta(minutes=2) * 2 ** min(tries, 6), self.policy.give_up)
+                await self._settle(self.reminders.finish, ids, self.claimer, "pending", now,
+                                   reason=result.reason, retry_at=retry_at)
                 counts.retrying += 1
                 return
             counts.retried += 1
@@ -214,6 +218,6 @@ class Dispatcher:
             await self.sleep(0.5 * 2 ** (failures - 1))
 
     async def _give_up(self, ids: list[int], now: dt.datetime, reason: str, counts: Counts) -> None:
-        await self._settle(self.reminders.finish, ids, "failed", now, reason=reason[:200])
+        await self._settle(self.reminders.finish, ids, self.claimer, "failed", now, reason=reason[:200])
         counts.failed += 1
         log.warning("gave up on a reminder message (%d items): %s", len(ids), reason[:200])

@@ -249,14 +249,18 @@ class Reminders:
 
     # ------------------------------------------------------------ dispatching
 
-    def release_stale(self, now: dt.datetime, policy: Policy) -> int:
-        """Rows left `sending` by a process that died (or whose lease ran out) go back to pending."""
+    def release_stale(self, wall: dt.datetime, policy: Policy) -> int:
+        """Rows left `sending` by a process that died go back to pending: at once for a claimer of this
+        host whose process is gone, after the lease for one elsewhere. `wall` is the real time (not a
+        `send-due --at` moment): a lease is about how long a process has really held the rows."""
         released = 0
-        cutoff = ts(now - policy.lease)
+        cutoff = ts(wall - policy.lease)
         with self.db.atomic():
             for rid, claimer, claimed_at in self.db.execute(
                     "select id, claimed_by, claimed_at from reminders where state = 'sending'").fetchall():
-                if claimed_at < cutoff or not _alive(claimer or ""):
+                host = str(claimer or "").rpartition(":")[0]
+                stale = not _alive(claimer or "") if host == socket.gethostname() else claimed_at < cutoff
+                if stale:
                     self.db.execute("update reminders set state = 'pending', claimed_by = null, claimed_at = null "
                                     "where id = ? and state = 'sending'", [rid])
                     released += 1
@@ -286,8 +290,9 @@ class Reminders:
             f"select {_COLUMNS} from reminders where family_id = ? and state = 'pending' and next_at <= ? "
             "order by next_at, id", [family_id, ts(now)])]
 
-    def claim(self, ids: Sequence[int], claimer: str, now: dt.datetime) -> list[Row]:
-        """Take these rows for sending; returns those this claimer got (another process may have some)."""
+    def claim(self, ids: Sequence[int], claimer: str, now: dt.datetime, wall: dt.datetime) -> list[Row]:
+        """Take these rows for sending; returns those this claimer got (another process may have some).
+        `now` is the dispatch's moment (first tries count from it), `wall` the real time of the claim."""
         if not ids:
             return []
         marks = ", ".join("?" * len(ids))
@@ -295,28 +300,31 @@ class Reminders:
             self.db.execute(
                 f"update reminders set state = 'sending', claimed_by = ?, claimed_at = ?, attempts = attempts + 1, "
                 f"first_try_at = coalesce(first_try_at, ?) where state = 'pending' and id in ({marks})",
-                [claimer, ts(now), ts(now), *ids])
+                [claimer, ts(wall), ts(now), *ids])
             rows = self.db.execute(f"select {_COLUMNS} from reminders where state = 'sending' and claimed_by = ? "
                                    f"and id in ({marks})", [claimer, *ids]).fetchall()
         return [_row(r) for r in rows]
 
-    def finish(self, ids: Sequence[int], state: str, now: dt.datetime, *, reason: str = "",
-               retry_at: dt.datetime | None = None) -> None:
-        """Settle claimed rows: sent, failed, cancelled, or back to pending (`retry_at` when to try)."""
+    def finish(self, ids: Sequence[int], claimer: str, state: str, now: dt.datetime, *, reason: str = "",
+               retry_at: dt.datetime | None = None) -> int:
+        """Settle rows this claimer holds: sent, failed, cancelled, or back to pending (`retry_at` when
+        to try). A row another process took back meanwhile is left to it. Returns the rows settled."""
         if state not in STATES or state == "sending":
             raise ValueError(f"cannot finish in state {state!r}")
-        marks = ", ".join("?" * len(ids))
         if not ids:
-            return
+            return 0
+        marks = ", ".join("?" * len(ids))
+        held = f"state = 'sending' and claimed_by = ? and id in ({marks})"
         with self.db.atomic():
             if state == "pending":
-                self.db.execute(f"update reminders set state = 'pending', claimed_by = null, claimed_at = null, "
-                                f"next_at = ?, reason = ? where id in ({marks})",
-                                [ts(retry_at or now), reason, *ids])
+                cur = self.db.execute(f"update reminders set state = 'pending', claimed_by = null, claimed_at = null, "
+                                      f"next_at = ?, reason = ? where {held}",
+                                      [ts(retry_at or now), reason, claimer, *ids])
             else:
-                self.db.execute(f"update reminders set state = ?, claimed_by = null, reason = ?, "
-                                f"sent_at = case when ? = 'sent' then ? else sent_at end where id in ({marks})",
-                                [state, reason, state, ts(now), *ids])
+                cur = self.db.execute(f"update reminders set state = ?, claimed_by = null, reason = ?, "
+                                      f"sent_at = case when ? = 'sent' then ? else sent_at end where {held}",
+                                      [state, reason, state, ts(now), claimer, *ids])
+        return cur.rowcount
 
     def pause_family(self, family_id: int, paused: bool) -> None:
         self.db.execute("update families set paused = ? where id = ?", [int(paused), family_id])
