@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -15,8 +16,10 @@ from telegram.ext import Application
 
 from bot.app import _post_init, build_application
 from bot.telegram_html import decode_action
+from zjcare_guide.clock import TZ
 from zjcare_guide.config import Config
 from zjcare_guide.content import DEFAULT_CONTENT_DIR
+from zjcare_guide.dispatcher import Dispatcher
 from zjcare_guide.guide import Guide, GuideHolder
 from zjcare_guide.identity import user_key
 from zjcare_guide.institutions import Directory
@@ -273,3 +276,42 @@ async def test_a_report_through_the_bot_is_stored_with_a_reference(bot: Bot) -> 
 async def test_in_a_group_the_location_request_is_text_only(bot: Bot) -> None:
     [sent] = await bot.send(message("@zjcare_test_bot /find", chat_id=-100123))
     assert "镇街" in sent["text"] and not sent.get("reply_markup")
+
+
+async def test_the_bots_reminder_job_sends_through_telegram_and_the_done_button_records(
+        tmp_path: Path, content_copy: Path) -> None:
+    moment = {"now": dt.datetime(2026, 12, 1, 10, 0, tzinfo=TZ)}
+    request = RecordingRequest()
+    config = Config(token="123456:TEST", api_base_url=None, db_path=tmp_path / "z.db", content_dir=content_copy)
+    store = Store.open(config.db_path)
+    app = build_application(config, GuideHolder(Guide.from_dir(content_copy, TODAY)), store, request=request,
+                            rate_limit=False, clock=lambda: moment["now"])
+    async with app:
+        bot = Bot(app, request, store, GuideHolder(Guide.from_dir(content_copy, TODAY)))
+        [consent] = await bot.send(message("/child"))
+        await bot.send(callback(next(d for _, d in buttons(consent) if d.startswith("2|cc|") and d.endswith("|1"))))
+        await bot.send(message("豆豆"))
+        [sex] = await bot.send(message("2026-11-01"))
+        [preterm] = await bot.send(callback(buttons(sex)[0][1]))
+        [summary] = await bot.send(callback(buttons(preterm)[1][1]))
+        assert "已登记" in summary["text"]
+        dispatcher = app.bot_data["dispatcher"]
+        assert isinstance(dispatcher, Dispatcher)
+        # 2026-12-29 09:00: three days before DTaP 1 and IPV 1. A 429 first: the dispatcher waits and resends.
+        moment["now"] = dt.datetime(2026, 12, 29, 9, 0, tzinfo=TZ)
+        request.throttle_next = 1
+        before = len(request.sent())
+        counts = await dispatcher.run(moment["now"])
+        reminders = request.sent()[before:]
+        assert (counts.sent, counts.rows_sent, counts.retried) == (1, 2, 1) and len(reminders) == 2  # the 429, then it
+        reminder = reminders[-1]
+        assert int(reminder["chat_id"]) == 4242 and "百白破疫苗" in reminder["text"] and "<b>" in reminder["text"]
+        done = next(d for label, d in buttons(reminder) if label.startswith("✅") and "百白破" in label)
+        [recorded] = await bot.send(callback(done))
+        assert "已记录" in recorded["text"] and "2026年12月29日" in recorded["text"]
+        assert store.db.execute("select item_id, done_on from records").fetchall() == [("dtap-1", "2026-12-29")]
+        # A 400 (chat not found) is given up at once and shows in the status.
+        moment["now"] = dt.datetime(2027, 1, 1, 9, 0, tzinfo=TZ)
+        request.fail_next = 1
+        counts = await dispatcher.run(moment["now"])
+        assert counts.failed == 1 and sum(dispatcher.reminders.status()["failed"].values()) == 1

@@ -123,6 +123,8 @@ def _m004_reminders(db: Database) -> None:
     db.execute("create index reminders_due on reminders (state, next_at)")
     db.execute("create index reminders_family on reminders (family_id, state)")
     db.execute("create index reminders_child on reminders (child_id, item_id)")
+    # Covers `reminders status` (counts by state and kind) without reading a million rows.
+    db.execute("create index reminders_state_kind on reminders (state, kind)")
     db.execute("""
         create table muted (
             child_id integer not null references children(id), item_id text not null, at text not null,
