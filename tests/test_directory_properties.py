@@ -4,6 +4,7 @@ and the database unchanged whenever the input is invalid."""
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -56,7 +57,7 @@ def test_places_arguments_either_update_within_capacity_or_change_nothing(args: 
     [reply] = CONV.handle(Command("places", args, actor=OPERATOR), Session())
     inst = DIRECTORY.by_filing_no("DEMO-010")
     assert inst is not None and reply.text.strip()
-    stripped = args.strip()
+    stripped = unicodedata.normalize("NFKC", args).strip()
     valid = stripped.isascii() and stripped.isdigit() and len(stripped) <= 6 and int(stripped) <= inst.capacity
     if valid:
         assert inst.places == int(stripped) and "已更新" in reply.text

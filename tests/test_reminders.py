@@ -474,3 +474,36 @@ def test_a_registered_childs_age_is_known_in_a_new_session(guide: Guide, store: 
     session = Session()
     conv.handle(Text("宝宝辅食怎么加", actor=PARENT), session)
     assert session.age_months is None
+
+
+def test_a_birth_date_after_a_recorded_dose_is_refused_and_stale_records_do_not_break_the_plan(
+        guide: Guide, store: Store) -> None:
+    conv = conversation(guide, store, at("2026-12-03", "10:00"))
+    session = Session()
+    register(conv, session, "豆豆", "2026-11-01")
+    family = Families(store.db).get(PARENT.user_key)
+    assert family is not None
+    [child] = Families(store.db).children(family.id)
+    conv.handle(Press(Action("remind_done", f"{child.id}-hepb-1"), actor=PARENT), session)
+    conv.handle(Text("2026-11-01", actor=PARENT), session)
+    conv.handle(Press(Action("child_edit", f"{child.id}-birth"), actor=PARENT), session)
+    before = dump(store)
+    [refused] = conv.handle(Text("2026-11-05", actor=PARENT), session)
+    assert "已经记录" in refused.text and dump(store) == before
+    # A record of an item a new edition of the schedules no longer has is kept but left out of the plan.
+    Families(store.db).record(child.id, "old-vaccine-1", dt.date(2026, 11, 2), at("2026-12-03"))
+    [timeline] = conv.handle(Command("reminders", actor=PARENT), session)
+    assert "豆豆" in timeline.text and "已完成1项" in timeline.text
+
+
+def test_a_question_after_done_is_answered_and_keeps_the_record(guide: Guide, store: Store) -> None:
+    conv = conversation(guide, store, at("2026-12-03", "10:00"))
+    session = Session()
+    register(conv, session, "豆豆", "2026-11-01")
+    family = Families(store.db).get(PARENT.user_key)
+    assert family is not None
+    [child] = Families(store.db).children(family.id)
+    conv.handle(Press(Action("remind_done", f"{child.id}-hepb-2"), actor=PARENT), session)
+    replies = conv.handle(Text("12月1号打完疫苗可以洗澡吗", actor=PARENT), session)
+    assert "已记录" not in replies[0].text and session.awaiting == ""
+    assert Families(store.db).records(child.id) == {"hepb-2": dt.date(2026, 12, 3)}

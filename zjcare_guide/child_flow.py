@@ -17,7 +17,7 @@ from .reminder_flow import ReminderPlanner
 from .render import Renderer
 from .replies import Action, Button, Reply
 from .router import ActionSpec, BaseFeature, CommandSpec, Turn
-from .schedule import PlanItem, plan
+from .schedule import PlanItem, stored_plan
 
 # The named steps of adding or editing a child.
 NICKNAME, BIRTH, SEX, PRETERM, EDIT_NICKNAME, EDIT_BIRTH = (
@@ -138,6 +138,9 @@ class ChildFlow(BaseFeature):
                 # Nothing is saved: the same step asks again, saying why.
                 return [self._say("bad_birth", reason=exc.reason)]
             if draft.step == EDIT_BIRTH and draft.child_id is not None:
+                if any(day < birth for day in self.families.records(draft.child_id).values()):
+                    # A dose recorded before the new birth date: one of the two is wrong; nothing is changed.
+                    return [self._say("bad_birth", reason="records")]
                 return self._updated(turn, family, self.families.update_child(family.id, draft.child_id, birth=birth))
             draft.birth, draft.step = birth, SEX
             r = self._r()
@@ -221,8 +224,8 @@ class ChildFlow(BaseFeature):
         months = age_in_months(child.birth, turn.today)
         if months <= 72:
             turn.session.age_months = months  # the known age feeds matching and the finder unasked
-        items = plan(self._guide().library.schedules, child.birth, self.families.records(child.id),
-                     today=turn.today, discharge=child.discharge)
+        items = stored_plan(self._guide().library.schedules, child.birth, self.families.records(child.id),
+                            today=turn.today, discharge=child.discharge)
         upcoming = [p for p in items if p.status in ("upcoming", "due")][:UPCOMING_SHOWN]
         # Items whose time passed before the child was registered are listed once, at registration
         # ("ask the clinic about a catch-up"); afterwards the timeline (/reminders) shows them.

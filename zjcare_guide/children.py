@@ -8,24 +8,22 @@ reminders belong to it and go with it when the parent deletes their data.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import unicodedata
 from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
 from sqlite_utils.db import Database
 
+from .dates import DateError, parse_date
+
 MAX_AGE_YEARS = 6  # the plans run from birth to 6 years
 MAX_NICKNAME = 20
 SEXES = ("", "f", "m")
 
-_FULL = re.compile(r"^(\d{2}|\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[日号]?$")
-_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-_MONTH_DAY = re.compile(r"^(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*[日号]?$")
-
 
 class BirthDateError(ValueError):
-    """Why a typed birth date was refused: `reason` is format, impossible, future or too_old."""
+    """Why a typed birth date was refused: `reason` is format, ambiguous, lunar, impossible, future or
+    too_old."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -33,44 +31,20 @@ class BirthDateError(ValueError):
 
 
 def parse_birth_date(text: str, today: dt.date) -> dt.date:
-    """A birth date as parents type it: 2026-03-01, 2026/3/1, 2026.3.1, 2026年3月1日, 20260301, 26.3.1, or
-    3月1日 (the most recent such day not after `today`). Full-width digits are read too.
+    """A birth date as parents type it (zjcare_guide.dates: 2026-03-01, 2026/3/1, 2026.3.1, 2026年3月1日,
+    20260301, 26.3.1, 3月1日 — the most recent such day —, 二〇二六年三月一日, 去年12月5号, among other words).
 
-    Raises BirthDateError: `format` (not a date), `impossible` (2 月 30 日), `future`, `too_old` (over 6 years)."""
-    t = unicodedata.normalize("NFKC", text).strip().rstrip("。.")
-    day: dt.date | None
-    if m := _FULL.match(t):
-        year = int(m.group(1))
-        year = 2000 + year if year < 100 else year
-        day = _date(year, int(m.group(2)), int(m.group(3)))
-    elif m := _COMPACT.match(t):
-        day = _date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    elif m := _MONTH_DAY.match(t):
-        month, d = int(m.group(1)), int(m.group(2))
-        day = _date(today.year, month, d)
-        if day is not None and day > today:
-            day = _date(today.year - 1, month, d)
-        if day is None and (month, d) == (2, 29):  # 2月29日 in a year without one: the last leap year
-            year = today.year
-            while _date(year, 2, 29) is None or dt.date(year, 2, 29) > today:
-                year -= 1
-            day = dt.date(year, 2, 29)
-    else:
-        raise BirthDateError("format")
-    if day is None:
-        raise BirthDateError("impossible")
+    Raises BirthDateError: `format` (no date), `ambiguous` (two dates), `lunar`, `impossible` (2 月 30 日),
+    `future`, `too_old` (over 6 years)."""
+    try:
+        day = parse_date(text, today)
+    except DateError as exc:
+        raise BirthDateError(exc.reason) from None
     if day > today:
         raise BirthDateError("future")
     if day < today - relativedelta(years=MAX_AGE_YEARS):
         raise BirthDateError("too_old")
     return day
-
-
-def _date(year: int, month: int, day: int) -> dt.date | None:
-    try:
-        return dt.date(year, month, day)
-    except ValueError:
-        return None
 
 
 def age_in_months(birth: dt.date, today: dt.date) -> int:

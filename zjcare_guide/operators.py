@@ -5,6 +5,7 @@ add`). Whoever is not that operator is refused, whatever the button or command s
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 
 from .guide import Guide
@@ -25,7 +26,7 @@ class Operators(BaseFeature):
 
     def actions(self) -> Sequence[ActionSpec]:
         # The buttons under /places: one tap for the commonest updates (a place taken, freed, none).
-        return (ActionSpec("places_set", "ps", lambda t, a: self._places(t, a.arg), arg=r"\d{1,6}"),)
+        return (ActionSpec("places_set", "ps", lambda t, a: self._places(t, a.arg), arg=r"[0-9]{1,6}"),)
 
     def _places(self, turn: Turn, args: str) -> list[Reply]:
         r = self._guide().renderer
@@ -34,13 +35,14 @@ class Operators(BaseFeature):
         inst = self.directory.operated_by(turn.actor.user_key)
         if inst is None:
             return [Reply("notice", r.render("places", step="refused"))]
-        args = args.strip()
+        # Full-width digits (an IME's "１２") are read as digits; other scripts' digits (᭐) are not a count.
+        args = unicodedata.normalize("NFKC", args).strip()
         if not args:
             now = inst.places or 0
             choices = sorted({n for n in (now - 1, now + 1, 0) if 0 <= n <= inst.capacity and n != inst.places})
             buttons = tuple(Button(r.label("places_button", places=n), Action("places_set", str(n))) for n in choices)
             return [Reply("menu", r.render("places", step="show", institution=inst, today=turn.today), (buttons,))]
-        if not re.fullmatch(r"\d{1,6}", args):
+        if not re.fullmatch(r"[0-9]{1,6}", args):
             return [Reply("notice", r.render("places", step="bad", institution=inst))]
         places = int(args)
         if places > inst.capacity:

@@ -8,6 +8,7 @@ late moves the next doses by their minimum intervals, and their reminders with t
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -17,10 +18,11 @@ from .reminders import SNOOZE_DAYS, Policy, Reminders
 from .render import Renderer
 from .replies import Action, Button, Reply
 from .router import ActionSpec, BaseFeature, CommandSpec, Turn
-from .schedule import PlanItem, plan
+from .schedule import PlanItem, stored_plan
 
 ITEM_ARG = r"\d{1,9}-[a-z0-9-]{1,24}"
 UPCOMING_PER_CHILD = 4
+_QUESTION = re.compile(r"[?？吗呢]|怎么|能不能|可不可以|可以.{0,6}[吗么]|要不要|是不是")
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,8 @@ class ReminderPlanner:
         self.reminders.sync_child(child, self._guide().library.schedules, self.policy, now)
 
     def plan(self, child: Child, today: dt.date) -> list[PlanItem]:
-        return plan(self._guide().library.schedules, child.birth, self.reminders.families.records(child.id),
-                    today=today, discharge=child.discharge)
+        return stored_plan(self._guide().library.schedules, child.birth, self.reminders.families.records(child.id),
+                           today=today, discharge=child.discharge)
 
 
 class ReminderFlow(BaseFeature):
@@ -171,6 +173,10 @@ class ReminderFlow(BaseFeature):
     def on_text(self, turn: Turn, text: str) -> list[Reply] | None:
         waiting = turn.session.state.get(self.name)
         if not isinstance(waiting, DoneDate) or self.families is None:
+            return None
+        if _QUESTION.search(text):
+            # "3月1号可以打疫苗吗" is a question that names a date, not the date it was done.
+            turn.session.state.pop(self.name, None)
             return None
         try:
             day = parse_birth_date(text, turn.today)

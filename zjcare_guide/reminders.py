@@ -26,7 +26,7 @@ from sqlite_utils.db import Database
 
 from .children import Child, Families
 from .clock import TZ
-from .schedule import PlanItem, ScheduleItem, plan
+from .schedule import PlanItem, ScheduleItem, stored_plan
 
 KINDS = ("before", "due", "overdue", "snooze")
 STATES = ("pending", "sending", "sent", "failed", "cancelled")
@@ -185,8 +185,8 @@ class Reminders:
         a mute): pending rows the plan no longer asks for are cancelled, future ones it asks for are
         added. Rows already sent, or whose time has passed, are left as they are: a child registered
         late is not sent reminders for what is long past. Returns the number of rows added or brought back."""
-        items = plan(schedules, child.birth, self.families.records(child.id), today=now.astimezone(TZ).date(),
-                     discharge=child.discharge)
+        items = stored_plan(schedules, child.birth, self.families.records(child.id),
+                            today=now.astimezone(TZ).date(), discharge=child.discharge)
         want = wanted(child, items, self.muted(child.id), policy)
         keys = {(w.item_id, w.kind, w.item_due.isoformat()) for w in want}
         added = 0

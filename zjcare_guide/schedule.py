@@ -10,7 +10,7 @@ Facts: ../shared/reference/immunization.md and child-health-checks.md.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,16 @@ def plan(schedule_items: Iterable[ScheduleItem], birth: dt.date, done: Mapping[s
                             _status(item, due, done.get(item.id), birth, today), item.note,
                             item.schedule.source))
     return sorted(out, key=lambda p: (p.due, p.kind != "visit", p.id))
+
+
+def stored_plan(schedule_items: Sequence[ScheduleItem], birth: dt.date, records: Mapping[str, dt.date], *,
+                today: dt.date, discharge: dt.date | None = None) -> list[PlanItem]:
+    """`plan` for a registered child: records the schedules no longer have (an item renamed in a new
+    edition) or outside birth..today are left out instead of failing the whole plan — they stay stored."""
+    known = {i.id for i in schedule_items}
+    kept = {k: v for k, v in records.items() if k in known and birth <= v <= today}
+    return plan(schedule_items, birth, kept, today=today, discharge=discharge if discharge and discharge >= birth
+                else None)
 
 
 def _after_live_doses(item: ScheduleItem, due: dt.date, listed: list[ScheduleItem],
