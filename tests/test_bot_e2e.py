@@ -7,36 +7,20 @@ import os
 import signal
 import socket
 import sqlite3
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from .conftest import TOKEN, command
 from .fake_bot_api import FakeBotApi
 from .fakes import ADMIN, STICKER, callback, location, message
-
-TOKEN = "123456:E2E-TEST"
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def command() -> list[str]:
-    script = Path(sys.executable).parent / "zjcare-guide"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    server = FakeBotApi(TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def start_bot(api: FakeBotApi, tmp_path: Path, *args: str, token: str = TOKEN,

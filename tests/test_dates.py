@@ -28,8 +28,8 @@ def read(text: str) -> str:
         return "refuse"
 
 
-@pytest.mark.parametrize("text, expect", cases("birth_dates_blind.yaml"))
-def test_blind_set_a(text: str, expect: str) -> None:
+@pytest.mark.parametrize("text, expect", cases("birth_dates_blind.yaml") + cases("birth_dates_blind_b.yaml"))
+def test_blind_sets(text: str, expect: str) -> None:
     assert read(text) == expect
 
 
@@ -37,6 +37,7 @@ def test_blind_set_a(text: str, expect: str) -> None:
     ("农历三月初一", "lunar"), ("阴历八月十五", "lunar"), ("3月1号还是2号", "ambiguous"),
     ("2026年3月1日或者3月2日", "ambiguous"), ("2026年3月", "format"), ("两岁半", "format"), ("百", "format"),
     ("01/03/2026", "format"), ("2026年2月30日", "impossible"), ("今天能打疫苗吗", "format"),
+    ("预产期是2027年1月5号", "expected"), ("大概3月1号左右", "ambiguous"),
 ])
 def test_what_is_refused_and_why(text: str, reason: str) -> None:
     with pytest.raises(DateError) as err:

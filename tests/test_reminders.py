@@ -316,6 +316,17 @@ def register(conv: Conversation, session: Session, nickname: str, birth: str, ac
     conv.handle(Press(Action("child_preterm", "n"), actor=actor), session)
 
 
+def registered(guide: Guide, store: Store, when: dt.datetime) -> tuple[Conversation, Session, Child]:
+    """A conversation at `when` in which the parent has registered 豆豆, born 2026-11-01."""
+    conv = conversation(guide, store, when)
+    session = Session()
+    register(conv, session, "豆豆", "2026-11-01")
+    family = Families(store.db).get(PARENT.user_key)
+    assert family is not None
+    [child] = Families(store.db).children(family.id)
+    return conv, session, child
+
+
 def dump(store: Store) -> list[tuple[object, ...]]:
     return [(t, *r) for t in ("families", "children", "records", "reminders", "muted")
             for r in store.db.execute(f"select * from {t}")]
@@ -334,12 +345,7 @@ def test_registering_plans_reminders_and_the_timeline_shows_them(guide: Guide, s
 
 
 def test_done_today_then_the_real_date_typed(guide: Guide, store: Store) -> None:
-    conv = conversation(guide, store, at("2026-12-03", "10:00"))
-    session = Session()
-    register(conv, session, "豆豆", "2026-11-01")
-    family = Families(store.db).get(PARENT.user_key)
-    assert family is not None
-    [child] = Families(store.db).children(family.id)
+    conv, session, child = registered(guide, store, at("2026-12-03", "10:00"))
     [done] = conv.handle(Press(Action("remind_done", f"{child.id}-hepb-2"), actor=PARENT), session)
     assert "已记录" in done.text and "2026年12月3日" in done.text
     assert Families(store.db).records(child.id) == {"hepb-2": dt.date(2026, 12, 3)}
@@ -359,12 +365,7 @@ def test_done_today_then_the_real_date_typed(guide: Guide, store: Store) -> None
 
 
 def test_snooze_mute_and_unmute(guide: Guide, store: Store) -> None:
-    conv = conversation(guide, store, at("2026-12-29", "09:30"))
-    session = Session()
-    register(conv, session, "豆豆", "2026-11-01")
-    family = Families(store.db).get(PARENT.user_key)
-    assert family is not None
-    [child] = Families(store.db).children(family.id)
+    conv, session, child = registered(guide, store, at("2026-12-29", "09:30"))
     book = Reminders(store.db)
     [choose] = conv.handle(Press(Action("remind_snooze", f"{child.id}-dtap-1"), actor=PARENT), session)
     assert [a.value for a in choose.actions()] == [1, 3, 7]
@@ -415,12 +416,7 @@ def test_another_familys_reminder_buttons_change_nothing(guide: Guide, store: St
 
 
 def test_removing_a_child_deletes_its_reminders(guide: Guide, store: Store) -> None:
-    conv = conversation(guide, store, at("2026-12-01", "10:00"))
-    session = Session()
-    register(conv, session, "豆豆", "2026-11-01")
-    family = Families(store.db).get(PARENT.user_key)
-    assert family is not None
-    [child] = Families(store.db).children(family.id)
+    conv, session, child = registered(guide, store, at("2026-12-01", "10:00"))
     conv.handle(Press(Action("remind_mute", f"{child.id}-ipv-1"), actor=PARENT), session)
     conv.handle(Press(Action("child_remove", str(child.id), value=1), actor=PARENT), session)
     assert store.db.execute("select count(*) from reminders").fetchone()[0] == 0
@@ -478,12 +474,7 @@ def test_a_registered_childs_age_is_known_in_a_new_session(guide: Guide, store: 
 
 def test_a_birth_date_after_a_recorded_dose_is_refused_and_stale_records_do_not_break_the_plan(
         guide: Guide, store: Store) -> None:
-    conv = conversation(guide, store, at("2026-12-03", "10:00"))
-    session = Session()
-    register(conv, session, "豆豆", "2026-11-01")
-    family = Families(store.db).get(PARENT.user_key)
-    assert family is not None
-    [child] = Families(store.db).children(family.id)
+    conv, session, child = registered(guide, store, at("2026-12-03", "10:00"))
     conv.handle(Press(Action("remind_done", f"{child.id}-hepb-1"), actor=PARENT), session)
     conv.handle(Text("2026-11-01", actor=PARENT), session)
     conv.handle(Press(Action("child_edit", f"{child.id}-birth"), actor=PARENT), session)
@@ -497,12 +488,7 @@ def test_a_birth_date_after_a_recorded_dose_is_refused_and_stale_records_do_not_
 
 
 def test_a_question_after_done_is_answered_and_keeps_the_record(guide: Guide, store: Store) -> None:
-    conv = conversation(guide, store, at("2026-12-03", "10:00"))
-    session = Session()
-    register(conv, session, "豆豆", "2026-11-01")
-    family = Families(store.db).get(PARENT.user_key)
-    assert family is not None
-    [child] = Families(store.db).children(family.id)
+    conv, session, child = registered(guide, store, at("2026-12-03", "10:00"))
     conv.handle(Press(Action("remind_done", f"{child.id}-hepb-2"), actor=PARENT), session)
     replies = conv.handle(Text("12月1号打完疫苗可以洗澡吗", actor=PARENT), session)
     assert "已记录" not in replies[0].text and session.awaiting == ""

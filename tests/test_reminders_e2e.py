@@ -15,14 +15,11 @@ import json
 import os
 import signal
 import sqlite3
-import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from zjcare_guide.children import Families
 from zjcare_guide.clock import TZ
@@ -30,28 +27,16 @@ from zjcare_guide.guide import Guide
 from zjcare_guide.reminders import Policy, Reminders
 from zjcare_guide.store import Store
 
+from .conftest import TOKEN, command
 from .fake_bot_api import BAD_GATEWAY, SERVER_ERROR, FakeBotApi, too_many_requests
 from .fakes import PARENT, callback, message
 
-TOKEN = "123456:REMINDERS-E2E"
 PARENT_ID = int(str(PARENT["id"]))
 # Families registered through the product's Python API (tests 2 and 3): all born the same day, so
 # their first reminder (the one-month check, 3 days ahead) is due at the same moment.
 SETUP_AT = dt.datetime(2026, 12, 1, 10, 0, tzinfo=TZ)
 BIRTH = dt.date(2026, 11, 8)
 
-
-def command() -> list[str]:
-    script = Path(sys.executable).parent / "zjcare-guide"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    server = FakeBotApi(TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def environment(api: FakeBotApi, tmp_path: Path) -> dict[str, str]:

@@ -22,8 +22,8 @@ SEXES = ("", "f", "m")
 
 
 class BirthDateError(ValueError):
-    """Why a typed birth date was refused: `reason` is format, ambiguous, lunar, impossible, future or
-    too_old."""
+    """Why a typed birth date was refused: `reason` is format, ambiguous, expected (a due date), lunar,
+    impossible, future or too_old."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -34,8 +34,8 @@ def parse_birth_date(text: str, today: dt.date) -> dt.date:
     """A birth date as parents type it (zjcare_guide.dates: 2026-03-01, 2026/3/1, 2026.3.1, 2026年3月1日,
     20260301, 26.3.1, 3月1日 — the most recent such day —, 二〇二六年三月一日, 去年12月5号, among other words).
 
-    Raises BirthDateError: `format` (no date), `ambiguous` (two dates), `lunar`, `impossible` (2 月 30 日),
-    `future`, `too_old` (over 6 years)."""
+    Raises BirthDateError: `format` (no date), `ambiguous` (two dates, or unsure), `expected` (a due
+    date), `lunar`, `impossible` (2 月 30 日), `future`, `too_old` (over 6 years)."""
     try:
         day = parse_date(text, today)
     except DateError as exc:

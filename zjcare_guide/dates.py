@@ -25,11 +25,16 @@ _LUNAR = re.compile(r"农历|阴历|旧历|初[一二三四五六七八九十]|�
 _SEP = r"\s*(?:[-/.,，、]|\s)\s*"
 _NUM_Y = r"(?<!\d)(\d{4}|\d{2})"
 _FULL = re.compile(
-    rf"{_NUM_Y}(?:\s*年\s*|{_SEP})(\d{{1,2}})(?:\s*月\s*|{_SEP})(\d{{1,2}})(?!\d)\s*[日号]?")
+    rf"{_NUM_Y}(?:\s*年\s*的?\s*|{_SEP})(\d{{1,2}})(?:\s*月\s*|{_SEP})(\d{{1,2}})(?!\d)\s*[日号]?")
 _COMPACT = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)")
 # Not the middle of 01/03/2026 (day-month or month-day: refused as unreadable, not guessed).
 _MONTH_DAY = re.compile(r"(?<![\d/.-])(\d{1,2})\s*(?:月\s*|[/.-])(\d{1,2})(?!\d|[/.-]\d)\s*[日号]?")
-_UNSURE = re.compile(r"还是|记不清|不记得|记不得|不确定|忘记|忘了|或者")
+# The parent is not sure: ask again (the certificate has it) rather than plan from a guess.
+_UNSURE = re.compile(r"还是|记不.{0,2}清|不.{0,2}记得|记不得|不确定|忘记|忘了|或者|大概|左右|好像|差不多|可能是")
+# An expected date, not a birth: 预产期, 预计, 快生了.
+_EXPECTED = re.compile(r"预产期|预计|快要?生|要生了|还没生")
+# A solar date given beside a lunar one ("农历3月初3（阳历4月22）"): that one is read.
+_SOLAR = re.compile(r"阳历|公历|新历")
 _YEAR_WORD = re.compile(r"(今年|去年|前年|明年)")
 _DAY_ONLY = re.compile(r"(上个月|上月|这个月|本月)\s*(\d{1,2})\s*[日号]")
 _DAY_WORD = {"今天": 0, "今日": 0, "今朝": 0, "昨天": 1, "昨日": 1, "昨夜": 1, "前天": 2, "前日": 2}
@@ -39,8 +44,9 @@ _ENGLISH = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)
 
 
 class DateError(ValueError):
-    """Why a typed date was refused: `reason` is format (no date found), ambiguous (two dates),
-    lunar, impossible (2 月 30 日) — or, from the callers' checks, future / too_old."""
+    """Why a typed date was refused: `reason` is format (no date found), ambiguous (two dates, or the
+    parent is unsure), expected (a due date), lunar, impossible (2 月 30 日) — or, from the callers'
+    checks, future / too_old."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -68,8 +74,16 @@ def parse_date(text: str, today: dt.date) -> dt.date:
     the most recent such day not after `today`. Raises DateError (format, ambiguous, lunar, impossible);
     checking future or too-old dates is the caller's."""
     t = normalise(text)
+    if _EXPECTED.search(t):
+        raise DateError("expected")
     if _LUNAR.search(t):
-        raise DateError("lunar")
+        solar = _SOLAR.search(t)
+        if solar is None:
+            raise DateError("lunar")
+        year = re.search(r"(?<!\d)(\d{4})\s*年", t[:solar.start()])
+        t = (f"{year.group(1)}年" if year else "") + t[solar.end():]
+        if _LUNAR.search(t):
+            raise DateError("lunar")
     found: list[dt.date | None] = []
     spans: list[tuple[int, int]] = []
 
