@@ -493,3 +493,24 @@ def test_a_question_after_done_is_answered_and_keeps_the_record(guide: Guide, st
     replies = conv.handle(Text("12月1号打完疫苗可以洗澡吗", actor=PARENT), session)
     assert "已记录" not in replies[0].text and session.awaiting == ""
     assert Families(store.db).records(child.id) == {"hepb-2": dt.date(2026, 12, 3)}
+
+
+def test_the_discharge_date_moves_the_newborn_visit(guide: Guide, store: Store) -> None:
+    conv = conversation(guide, store, at("2026-11-10", "10:00"))
+    session = Session()
+    register(conv, session, "豆豆", "2026-11-01")
+    family = Families(store.db).get(PARENT.user_key)
+    assert family is not None
+    [child] = Families(store.db).children(family.id)
+    [summary] = conv.handle(Press(Action("child_view", str(child.id)), actor=PARENT), session)
+    assert any(a.arg == f"{child.id}-discharge" for a in summary.actions())
+    [ask] = conv.handle(Press(Action("child_edit", f"{child.id}-discharge"), actor=PARENT), session)
+    assert "出院" in ask.text
+    [early] = conv.handle(Text("10月30日", actor=PARENT), session)
+    assert "不能早于" in early.text
+    [updated] = conv.handle(Text("11月8日", actor=PARENT), session)
+    assert "已修改" in updated.text
+    book = Reminders(store.db)
+    # Home on 11-08: the visit is due from then (11-08..11-15), its reminder that day at 09:00 having
+    # passed, the overdue one a week later.
+    assert rows(book, child, "newborn-visit") == [("overdue", "2026-11-15T09:00:00+08:00")]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .children import BirthDateError, Child, Families, Family, age_in_months, clean_nickname, parse_birth_date
+from .dates import DateError, parse_date
 from .guide import Guide
 from .reminder_flow import ReminderPlanner
 from .render import Renderer
@@ -20,8 +21,11 @@ from .router import ActionSpec, BaseFeature, CommandSpec, Turn
 from .schedule import PlanItem, stored_plan
 
 # The named steps of adding or editing a child.
-NICKNAME, BIRTH, SEX, PRETERM, EDIT_NICKNAME, EDIT_BIRTH = (
-    "nickname", "birth", "sex", "preterm", "edit_nickname", "edit_birth")
+NICKNAME, BIRTH, SEX, PRETERM, EDIT_NICKNAME, EDIT_BIRTH, EDIT_DISCHARGE = (
+    "nickname", "birth", "sex", "preterm", "edit_nickname", "edit_birth", "edit_discharge")
+# The newborn home visit is due within 7 days of coming home: until the visit is done, in the first
+# weeks, the parent can give the discharge date (otherwise it is planned at day 3–7 from birth).
+DISCHARGE_ASKED_DAYS = 42
 UPCOMING_SHOWN = 3
 
 
@@ -56,7 +60,7 @@ class ChildFlow(BaseFeature):
                 ActionSpec("child_sex", "cs", self._sex, arg="[fmn]"),
                 ActionSpec("child_preterm", "cp", self._preterm, arg="[yn]"),
                 ActionSpec("child_view", "cv", self._view, arg=r"\d{1,9}"),
-                ActionSpec("child_edit", "ce", self._edit, arg=r"\d{1,9}-(nickname|birth)"),
+                ActionSpec("child_edit", "ce", self._edit, arg=r"\d{1,9}-(nickname|birth|discharge)"),
                 ActionSpec("child_remove", "cr", self._remove, arg=r"\d{1,9}", values=frozenset({0, 1})))
 
     def _r(self) -> Renderer:
@@ -147,7 +151,24 @@ class ChildFlow(BaseFeature):
             return [self._say("ask_sex", ((Button(r.label("sex_f"), Action("child_sex", "f")),
                                            Button(r.label("sex_m"), Action("child_sex", "m")),
                                            Button(r.label("sex_skip"), Action("child_sex", "n"))),))]
+        if draft.step == EDIT_DISCHARGE and draft.child_id is not None:
+            return self._discharge(turn, family, draft.child_id, text)
         return [self._say("use_buttons")]
+
+    def _discharge(self, turn: Turn, family: Family, child_id: int, text: str) -> list[Reply]:
+        assert self.families is not None
+        child = self.families.child(family.id, child_id)
+        if child is None:
+            return [Reply("notice", self._r().render("expired"))]
+        try:
+            day = parse_date(text, turn.today)
+        except DateError as exc:
+            return [self._say("bad_discharge", reason=exc.reason, nickname=child.nickname)]
+        if day > turn.today:
+            return [self._say("bad_discharge", reason="future", nickname=child.nickname)]
+        if day < child.birth:
+            return [self._say("bad_discharge", reason="before_birth", nickname=child.nickname)]
+        return self._updated(turn, family, self.families.update_child(family.id, child_id, discharge=day))
 
     def _sex(self, turn: Turn, action: Action) -> list[Reply]:
         draft = turn.session.state.get(self.name)
@@ -185,9 +206,11 @@ class ChildFlow(BaseFeature):
         child = self._own_child(turn, int(child_id))
         if child is None:
             return [Reply("notice", self._r().render("expired"))]
-        turn.session.state[self.name] = Draft(EDIT_NICKNAME if what == "nickname" else EDIT_BIRTH, child_id=child.id)
+        step = {"nickname": EDIT_NICKNAME, "birth": EDIT_BIRTH, "discharge": EDIT_DISCHARGE}[what]
+        turn.session.state[self.name] = Draft(step, child_id=child.id)
         turn.session.awaiting = self.name
-        return [self._say("ask_nickname" if what == "nickname" else "ask_birth", nickname=child.nickname)]
+        ask = {"nickname": "ask_nickname", "birth": "ask_birth", "discharge": "ask_discharge"}[what]
+        return [self._say(ask, nickname=child.nickname)]
 
     def _remove(self, turn: Turn, action: Action) -> list[Reply]:
         child = self._own_child(turn, int(action.arg))
@@ -231,10 +254,14 @@ class ChildFlow(BaseFeature):
         # ("ask the clinic about a catch-up"); afterwards the timeline (/reminders) shows them.
         missed = [p for p in items if p.status == "overdue"] if added else []
         r = self._r()
-        rows = ((Button(r.label("edit_nickname"), Action("child_edit", f"{child.id}-nickname")),
-                 Button(r.label("edit_birth"), Action("child_edit", f"{child.id}-birth"))),
-                (Button(r.label("remove_child"), Action("child_remove", str(child.id))),
-                 Button(r.label("child_list"), Action("child"))))
+        rows: tuple[tuple[Button, ...], ...] = (
+            (Button(r.label("edit_nickname"), Action("child_edit", f"{child.id}-nickname")),
+             Button(r.label("edit_birth"), Action("child_edit", f"{child.id}-birth"))),
+            (Button(r.label("remove_child"), Action("child_remove", str(child.id))),
+             Button(r.label("child_list"), Action("child"))))
+        visit = next((p for p in items if p.kind == "visit"), None)
+        if visit is not None and visit.status != "done" and (turn.today - child.birth).days <= DISCHARGE_ASKED_DAYS:
+            rows = ((Button(r.label("set_discharge"), Action("child_edit", f"{child.id}-discharge")),), *rows)
         return self._say("summary", rows, nickname=child.nickname, age=_age_words(child.birth, turn.today),
                          upcoming=[_item_words(p) for p in upcoming], missed=[_item_words(p) for p in missed],
                          added=added, updated=updated, preterm=child.preterm,

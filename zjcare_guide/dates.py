@@ -80,8 +80,8 @@ def parse_date(text: str, today: dt.date) -> dt.date:
         solar = _SOLAR.search(t)
         if solar is None:
             raise DateError("lunar")
-        year = re.search(r"(?<!\d)(\d{4})\s*年", t[:solar.start()])
-        t = (f"{year.group(1)}年" if year else "") + t[solar.end():]
+        solar_year = re.search(r"(?<!\d)(\d{4})\s*年", t[:solar.start()])
+        t = (f"{solar_year.group(1)}年" if solar_year else "") + t[solar.end():]
         if _LUNAR.search(t):
             raise DateError("lunar")
     found: list[dt.date | None] = []

@@ -35,7 +35,8 @@ REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topi
                    "command_cancel", "places_button", "plan_done", "plan_upcoming", "plan_due", "plan_overdue",
                    "plan_not_given", "consent_yes", "consent_no", "child_add", "sex_f", "sex_m", "sex_skip",
                    "preterm_yes", "preterm_no", "edit_nickname", "edit_birth", "remove_child", "child_list",
-                   "remove_yes", "remove_no", "command_child", "remind_done", "remind_snooze", "remind_mute",
+                   "remove_yes", "remove_no", "command_child", "set_discharge", "remind_done", "remind_snooze",
+                   "remind_mute",
                    "snooze_days", "unmute", "reminders_pause", "reminders_resume", "command_reminders",
                    "command_pause", "command_resume")
 
