@@ -514,3 +514,14 @@ def test_the_discharge_date_moves_the_newborn_visit(guide: Guide, store: Store) 
     # Home on 11-08: the visit is due from then (11-08..11-15), its reminder that day at 09:00 having
     # passed, the overdue one a week later.
     assert rows(book, child, "newborn-visit") == [("overdue", "2026-11-15T09:00:00+08:00")]
+
+
+async def test_rows_for_items_no_longer_in_the_schedules_are_cancelled_not_sent(
+        book: Reminders, guide: Guide) -> None:
+    child = add(book, guide, "2026-11-01")
+    book.db.execute("update reminders set item_id = 'withdrawn-1' where child_id = ? and item_id = 'ipv-1'",
+                    [child.id])
+    out = FakeOutbound()
+    counts = await dispatcher(book, guide, out).run(at("2026-12-29"))
+    assert counts.sent == 1 and len(out.delivered[0][1].buttons) == 1  # DTaP 1 only
+    assert book.db.execute("select count(*) from reminders where reason = 'not in the plan'").fetchone()[0] == 1

@@ -172,8 +172,23 @@ class Dispatcher:
         await self._settle(self.reminders.finish, [r.id for r in dropped], self.claimer, "cancelled", now,
                            reason="superseded")
         children = {c.id: c for c in await self._db(families.children, family_id)}
-        reply = compose(keep, children, self.content(), now.astimezone(TZ).date())
+        content = self.content()
+        known = {i.id for i in content.schedules}
+        # An item a new edition of the schedules dropped, or a child removed meanwhile: nothing to say.
+        stale = [r for r in keep if r.item_id not in known or r.child_id not in children]
+        if stale:
+            await self._settle(self.reminders.finish, [r.id for r in stale], self.claimer, "cancelled", now,
+                               reason="not in the plan")
+            keep = [r for r in keep if r not in stale]
+        if not keep:
+            return
         ids = [r.id for r in keep]
+        try:
+            reply = compose(keep, children, content, now.astimezone(TZ).date())
+        except Exception as exc:  # a template broken by an edit must not leave the rows `sending`
+            log.exception("could not compose a reminder message")
+            await self._give_up(ids, now, f"compose: {type(exc).__name__}", counts)
+            return
         first_try = min((r.first_try_at or now) for r in keep)
         failures = 0
         slept = 0.0  # real seconds waited on this message in this run (429s and backoff)
