@@ -65,8 +65,9 @@ def build_application(config: Config, holder: GuideHolder, store: Store | None, 
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
     app = builder.build()
-    conversation = Conversation(lambda: holder.guide, clock=clock, store=store, policy=config.policy)
-    app.bot_data["state"] = BotState(conversation, holder, config.admin_ids)
+    conversation = Conversation(lambda: holder.guide, clock=clock, store=store, policy=config.policy,
+                                admins=config.admins, bot_username=config.bot_username)
+    app.bot_data["state"] = BotState(conversation, holder)
     if store is not None and conversation.planner is not None and app.job_queue is not None:
         outbound = TelegramOutbound(app.bot, conversation.router)
         dispatcher = Dispatcher(conversation.planner.reminders, {"telegram": outbound},
@@ -97,6 +98,8 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
     state = app.bot_data["state"]
     assert isinstance(state, BotState)
     renderer = state.holder.guide.renderer
+    if state.conversation.bot_username is None:
+        state.conversation.bot_username = app.bot.username  # from getMe: invite links name the bot
     commands = state.conversation.router.listed_commands()
     await app.bot.set_my_commands([BotCommand(c, renderer.label(f"command_{c}")) for c in commands])
     log.info("bot @%s ready", app.bot.username)

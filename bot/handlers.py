@@ -26,7 +26,7 @@ from zjcare_guide.replies import Command, Event, Location, Press, Reply, Session
 from zjcare_guide.router import Router
 
 from .heap import settle_heap
-from .telegram_html import decode_action, keyboard_json, location_keyboard, split_html
+from .telegram_html import decode_action, keyboard_json, location_keyboard, markup_to_html, split_html
 
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup
 
@@ -39,7 +39,6 @@ class BotState:
 
     conversation: Conversation
     holder: GuideHolder
-    admin_ids: frozenset[int]
     # One lock per chat: updates run concurrently (one parent never waits for another's database
     # write), but a chat's own messages are still answered in order.
     locks: weakref.WeakValueDictionary[int, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
@@ -88,6 +87,11 @@ async def send_to_chat(bot: Bot, router: Router, chat_id: int, replies: list[Rep
     shares a location from a keyboard button in private chats only: in a group the request is text
     (the parent types a town)."""
     for reply in replies:
+        if reply.photo is not None:
+            await bot.send_photo(chat_id, photo=reply.photo, caption=markup_to_html(reply.text),
+                                 reply_markup=cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons, router)),
+                                 message_thread_id=thread_id)
+            continue
         if reply.venue is not None:
             v = reply.venue
             await bot.send_venue(chat_id, latitude=v.latitude, longitude=v.longitude, title=v.title[:256],
@@ -171,10 +175,10 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 
 async def on_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     state = _state(context)
-    chat, user = update.effective_chat, update.effective_user
+    chat = update.effective_chat
     if chat is None:
         return
-    if user is None or user.id not in state.admin_ids:
+    if not state.conversation.authority.allowed(actor(update), "admin"):
         reply = Reply("notice", state.holder.guide.renderer.render("admin_only"))
     else:
         reply = reload_content(state.holder, system_clock().date())

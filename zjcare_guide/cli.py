@@ -147,6 +147,8 @@ def print_replies(replies: list[Reply], numbered: bool = True) -> None:
             v = reply.venue
             click.echo(f"📍 {v.title}\n   {v.address}\n   {v.latitude:.6f}, {v.longitude:.6f}")
             continue
+        if reply.photo is not None:
+            click.echo(f"[二维码图片，{len(reply.photo)} 字节；在 Telegram 中作为图片发送]")
         click.echo(to_plain(reply.text))
         if reply.ask_location is not None:
             others = " / ".join(reply.ask_location.other_labels)
@@ -212,7 +214,9 @@ def chat(age_months: int | None, content: str | None) -> None:
     guide = load_guide(content)
     store = open_store(None)
     open_directory(store, content, _today(None))
-    conv = Conversation(guide, clock=system_clock, store=store, policy=config_from_env().policy)
+    config = config_from_env()
+    conv = Conversation(guide, clock=system_clock, store=store, policy=config.policy, admins=config.admins,
+                        bot_username=config.bot_username)
     session = Session(age_months=age_months, numbered_buttons=True)
     interactive = sys.stdin.isatty()
     if isinstance(sys.stdin, io.TextIOWrapper):
@@ -407,7 +411,7 @@ def schedule(birth: str, done: tuple[str, ...], discharge: str | None, today: st
             click.echo(f"  · {case}")
 
 
-from . import directory_cli, reminders_cli  # noqa: E402,F401  (register `institutions`, `operators`, `reports`, `reminders`)
+from . import directory_cli, doctors_cli, reminders_cli  # noqa: E402,F401  (register their commands)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -31,6 +31,12 @@ class Config:
     content_dir: Path
     admin_ids: frozenset[int] = field(default_factory=frozenset)
     policy: Policy = field(default_factory=Policy)  # when reminders go out
+    bot_username: str | None = None  # ZJCARE_BOT_USERNAME, for invite links when the bot is not running
+
+    @property
+    def admins(self) -> frozenset[str]:
+        """The administrators as the core names accounts (telegram:<id>)."""
+        return frozenset(f"telegram:{i}" for i in self.admin_ids)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -61,6 +67,7 @@ class Config:
             content_dir=Path(env.get("ZJCARE_CONTENT_DIR") or DEFAULT_CONTENT_DIR),
             admin_ids=frozenset(admins),
             policy=policy,
+            bot_username=(env.get("ZJCARE_BOT_USERNAME") or "").strip().lstrip("@") or None,
         )
 
     def require_token(self) -> str:

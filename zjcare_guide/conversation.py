@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from .child_flow import ChildFlow
 from .children import Families, age_in_months
 from .clock import Clock
+from .doctor_flow import DoctorFlow
 from .finder import Finder
 from .guidance import Guidance
 from .guide import Guide, GuideHolder, Outcome
@@ -25,6 +26,7 @@ from .reminder_flow import ReminderFlow, ReminderPlanner
 from .reminders import Policy, Reminders
 from .replies import Action, Button, Command, Event, Location, Press, Reply, Session, Text, Unsupported
 from .reports import Reports
+from .roles import Authority
 from .router import BaseFeature, CommandSpec, Feature, Router, Turn
 from .store import Store
 from .text import sanitize
@@ -41,7 +43,8 @@ class Conversation(BaseFeature):
     name = "conversation"
 
     def __init__(self, guide: Guide | Callable[[], Guide], *, clock: Clock, store: Store | None = None,
-                 policy: Policy | None = None) -> None:
+                 policy: Policy | None = None, admins: frozenset[str] = frozenset(),
+                 bot_username: str | None = None) -> None:
         # A callable lets a transport swap in a reloaded guide without rebuilding the conversation.
         self._guide = guide if callable(guide) else (lambda: guide)
         self.store = store
@@ -53,10 +56,15 @@ class Conversation(BaseFeature):
         families = self.families = Families(store.db) if store is not None else None
         self.planner = ReminderPlanner(self._guide, Reminders(store.db, families), policy or Policy()) \
             if store is not None else None
+        self.authority = Authority(store.db if store is not None else None, admins)
+        # The bot's @username, for invite links: from the transport (getMe) or ZJCARE_BOT_USERNAME.
+        self.bot_username = bot_username
+        self.doctor_flow = DoctorFlow(self._guide, self.authority, self.planner, lambda: self.bot_username)
         features: list[Feature] = [self.guidance, Finder(self._guide, directory),
                                    ChildFlow(self._guide, families, self.planner),
                                    ReminderFlow(self._guide, families, self.planner),
-                                   Reports(self._guide, directory), Operators(self._guide, directory), self]
+                                   Reports(self._guide, directory), Operators(self._guide, directory),
+                                   self.doctor_flow, self]
         self.router = Router(features)
 
     @property
@@ -158,12 +166,21 @@ class Conversation(BaseFeature):
         # A command ends whatever a feature was waiting for.
         turn.session.state[_CANCELLED_STEP] = turn.session.awaiting
         turn.session.awaiting = ""
+        if not self.authority.allowed(turn.actor, spec.permission):
+            return [self._refused(spec.permission)]
+        if spec.name == "start" and (deep := self.doctor_flow.deep_link(turn, cmd.args.strip())) is not None:
+            return deep  # https://t.me/<bot>?start=join_<code>: a doctor's invite
         return spec.handler(turn, cmd.args)
+
+    def _refused(self, permission: str) -> Reply:
+        return Reply("notice", self.guide.renderer.render("not_allowed", permission=permission))
 
     def _press(self, action: Action, turn: Turn) -> list[Reply]:
         spec = self.router.action(action.kind)
         if spec is None or not spec.accepts(action):
             return [self.guidance.notice("expired")]
+        if not self.authority.allowed(turn.actor, spec.permission):
+            return [self._refused(spec.permission)]
         return spec.handler(turn, action)
 
     def _location(self, location: Location, turn: Turn) -> list[Reply]:

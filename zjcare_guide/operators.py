@@ -22,11 +22,11 @@ class Operators(BaseFeature):
         self.directory = directory
 
     def commands(self) -> Sequence[CommandSpec]:
-        return (CommandSpec("places", self._places),)
+        return (CommandSpec("places", self._places, permission="operator"),)
 
     def actions(self) -> Sequence[ActionSpec]:
         # The buttons under /places: one tap for the commonest updates (a place taken, freed, none).
-        return (ActionSpec("places_set", "ps", lambda t, a: self._places(t, a.arg), arg=r"[0-9]{1,6}"),)
+        return (ActionSpec("places_set", "ps", lambda t, a: self._places(t, a.arg), arg=r"[0-9]{1,6}", permission="operator"),)
 
     def _places(self, turn: Turn, args: str) -> list[Reply]:
         r = self._guide().renderer

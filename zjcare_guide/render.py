@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 REQUIRED_TEMPLATES = ("welcome", "help", "greeting", "answer", "choices", "urgent", "fallback",
                       "out_of_scope", "english", "topics", "topic_articles", "disclaimer", "expired", "bad_input",
-                      "error", "age_set", "ask_prompt", "child", "reminder", "reminders", "admin_only", "reload_ok",
+                      "error", "age_set", "ask_prompt", "child", "reminder", "reminders",
+                      "doctors", "not_allowed", "admin_only", "reload_ok",
                       "reload_failed", "find_prompt", "institution_results", "town_list", "finder_notice",
                       "find_filters", "cancelled", "report", "places", "reminder_vaccine", "reminder_checkup",
                       "schedule_plan")
@@ -38,7 +39,7 @@ REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topi
                    "remove_yes", "remove_no", "command_child", "set_discharge", "remind_done", "remind_snooze",
                    "remind_mute",
                    "snooze_days", "unmute", "reminders_pause", "reminders_resume", "command_reminders",
-                   "command_pause", "command_resume")
+                   "command_pause", "command_resume", "join_yes", "join_no", "unlink_yes", "unlink_no")
 
 # Telegram HTML allows only a handful of tags and no raw angle brackets; article bodies are a small
 # Markdown subset that the transports render, so these characters never belong in a body.
@@ -60,7 +61,14 @@ def sample_context(name: str) -> dict[str, Any]:
     return {**_SAMPLE, **_SAMPLE_BY_TEMPLATE.get(name, {})}
 
 
+_SAMPLE_DOCTOR = {"name": "王医生", "clinic": "示例镇卫生院"}
+_SAMPLE_CHILD = {"nickname": "豆豆", "age": "8个月", "next_item": "麻腮风疫苗第1剂", "next_due": "12月4日",
+                 "overdue": ("乙肝疫苗第3剂",)}
 _SAMPLE_BY_TEMPLATE: dict[str, dict[str, Any]] = {
+    "doctors": {"step": "preview", "doctor": _SAMPLE_DOCTOR, "previous": _SAMPLE_DOCTOR, "children": [_SAMPLE_CHILD],
+                "link": "https://t.me/example_bot?start=join_x", "overdue_only": True,
+                "families": [{"number": 1, "children": [_SAMPLE_CHILD]}]},
+    "not_allowed": {"permission": "doctor"},
     "reminder": {"parts": ["**预防接种提醒**：小宝3天后（12月4日）可以接种：乙肝疫苗第2剂"]},
     "reminders": {"step": "timeline", "paused": True, "typed": False, "day": "2026年12月1日", "item": "乙肝疫苗第2剂",
                   "children": [{"nickname": "豆豆", "done": 2, "now": [w], "upcoming": [w]} for w in (

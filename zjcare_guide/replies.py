@@ -62,10 +62,13 @@ class Reply:
     articles: tuple[ArticleRef, ...] = ()
     venue: Venue | None = None
     ask_location: LocationRequest | None = None
+    photo: bytes | None = None  # a PNG (a doctor's invite QR code); `text` is its caption
 
     def __post_init__(self) -> None:
         if self.ask_location is not None and self.buttons:
             raise ValueError("a location request carries its own keyboard, not inline buttons")
+        if self.photo is not None and len(self.text) > 1024:
+            raise ValueError("a photo's caption is at most 1024 characters")
 
     def actions(self) -> list[Action]:
         return [b.action for row in self.buttons for b in row]

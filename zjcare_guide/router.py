@@ -42,6 +42,7 @@ class CommandSpec:
     name: str
     handler: CommandHandler
     listed: bool = False
+    permission: str = "anyone"  # roles.PERMISSIONS: checked by the conversation before the handler
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ActionSpec:
     arg: str = ""
     pages: int = 1
     values: frozenset[int] = frozenset({0})
+    permission: str = "anyone"  # roles.PERMISSIONS: checked by the conversation before the handler
     _arg_re: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

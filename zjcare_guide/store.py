@@ -132,6 +132,40 @@ def _m004_reminders(db: Database) -> None:
         )""")
 
 
+@migrations(name="005_doctors")
+def _m005_doctors(db: Database) -> None:
+    """Family doctors (家庭医生), their registration codes and invites, the one doctor each family is
+    signed with (签约), visits, pushes and the audit log of every doctor action. Column meanings:
+    zjcare_guide.doctors."""
+    db.execute("""
+        create table doctors (
+            id integer primary key, name text not null, clinic text not null, user_key text unique,
+            created text not null, removed text
+        )""")
+    db.execute("""
+        create table doctor_codes (
+            code text primary key, doctor_id integer not null references doctors(id), expires text not null,
+            used text
+        )""")
+    db.execute("""
+        create table invites (
+            code text primary key, doctor_id integer not null references doctors(id), created text not null,
+            expires text, revoked text
+        )""")
+    db.execute("""
+        create table links (
+            family_id integer primary key references families(id), doctor_id integer not null references doctors(id),
+            since text not null
+        )""")
+    db.execute("create index links_doctor on links (doctor_id)")
+    db.execute("""
+        create table audit (
+            id integer primary key, at text not null, doctor_id integer, actor text not null, action text not null,
+            family_id integer, detail text not null default ''
+        )""")
+    db.execute("create index audit_doctor on audit (doctor_id, at)")
+
+
 # How long a write waits for another process's lock before it gives up (sqlite3's default is 5 s).
 BUSY_TIMEOUT_S = 5.0
 
