@@ -26,7 +26,8 @@ class Operators(BaseFeature):
 
     def actions(self) -> Sequence[ActionSpec]:
         # The buttons under /places: one tap for the commonest updates (a place taken, freed, none).
-        return (ActionSpec("places_set", "ps", lambda t, a: self._places(t, a.arg), arg=r"[0-9]{1,6}", permission="operator"),)
+        return (ActionSpec("places_set", "ps", lambda t, a: self._places(t, a.arg), arg=r"[0-9]{1,6}",
+                           permission="operator"),)
 
     def _places(self, turn: Turn, args: str) -> list[Reply]:
         r = self._guide().renderer

@@ -1,24 +1,14 @@
 """Reminder rows: when each item of a child's plan is reminded, and the state of every send.
 
 A row is one reminder of one item for one child: 3 days before it is due, on the day, and once a week
-after when still not done (`Policy`), at 09:00 Asia/Shanghai. Its state machine:
-
-    pending ──claim──▶ sending ──▶ sent
-       ▲                  │   ├──▶ failed     (5xx / network errors for longer than Policy.give_up)
-       └──── retry ───────┘   └──▶ pending    (429, an error still being retried, the family blocked us)
-    pending ──▶ cancelled  (done, muted, replanned, more than Policy.max_late late, superseded)
-
-A row is claimed by one process at a time (`claimed_by`); a process killed mid-send leaves its rows in
-`sending`, and the next dispatcher takes them back once that process is gone (same host) or its lease ran
-out, so a kill costs at most the one message in flight, sent twice. Times are ISO 8601 with the +08:00
-offset: text order is time order.
+after when still not done (`Policy`), at 09:00 Asia/Shanghai. Its states are delivery.py's (pending →
+sending → sent / failed / cancelled); a reminder is cancelled when done, muted, replanned, more than
+Policy.max_late late, or superseded by a later one of the same item.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -26,54 +16,13 @@ from sqlite_utils.db import Database
 
 from .children import Child, Families
 from .clock import TZ
+from .delivery import STATES, Counts, Deliveries, Policy, parse_quiet_hours, process_id, ts
+
+__all__ = ["STATES", "Counts", "Policy", "Reminders", "parse_quiet_hours", "process_id", "ts", "wanted"]
 from .schedule import PlanItem, ScheduleItem, stored_plan
 
 KINDS = ("before", "due", "overdue", "snooze")
-STATES = ("pending", "sending", "sent", "failed", "cancelled")
 SNOOZE_DAYS = (1, 3, 7)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """When reminders go out. Quiet hours may wrap midnight (21:00–08:00); nothing is sent inside them."""
-
-    send_time: dt.time = dt.time(9, 0)
-    before_days: int = 3  # the first reminder, this many days before the item is due (0: none)
-    overdue_days: int = 7  # one overdue reminder this many days after the due day
-    quiet_start: dt.time = dt.time(21, 0)
-    quiet_end: dt.time = dt.time(8, 0)
-    max_late: dt.timedelta = dt.timedelta(days=2)  # a reminder later than this is not sent at all
-    give_up: dt.timedelta = dt.timedelta(hours=1)  # 5xx / network errors are retried this long
-    lease: dt.timedelta = dt.timedelta(minutes=10)  # a claim older than this is taken back
-
-    def quiet(self, now: dt.datetime) -> bool:
-        t = now.astimezone(TZ).time()
-        if self.quiet_start <= self.quiet_end:
-            return self.quiet_start <= t < self.quiet_end
-        return t >= self.quiet_start or t < self.quiet_end
-
-    def at(self, day: dt.date) -> dt.datetime:
-        """The moment a reminder for `day` is sent: the send time, or the end of quiet hours if later."""
-        moment = dt.datetime.combine(day, self.send_time, TZ)
-        return dt.datetime.combine(day, self.quiet_end, TZ) if self.quiet(moment) else moment
-
-
-def parse_quiet_hours(text: str) -> tuple[dt.time, dt.time]:
-    """'21:00-08:00' → (21:00, 08:00). Raises ValueError with a short reason."""
-    start, sep, end = text.replace("–", "-").partition("-")
-    if not sep:
-        raise ValueError("quiet hours look like 21:00-08:00")
-    try:
-        return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
-    except ValueError:
-        raise ValueError("quiet hours look like 21:00-08:00") from None
-
-
-def ts(moment: dt.datetime) -> str:
-    """How times are stored: ISO 8601 in Asia/Shanghai, to the second (sortable as text)."""
-    if moment.tzinfo is None:
-        raise ValueError("a timezone-aware datetime is needed")
-    return moment.astimezone(TZ).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -130,49 +79,13 @@ def _row(r: Sequence[object]) -> Row:
                str(r[11]))
 
 
-def process_id() -> str:
-    """Who claims rows: host and process id, so a dead claimer on this host is recognised at once."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _alive(claimer: str) -> bool:
-    host, _, pid = claimer.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True  # another host: only its lease can tell
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@dataclass
-class Counts:
-    """What one dispatch did, in families (messages) and reminder rows."""
-
-    sent: int = 0  # messages delivered
-    failed: int = 0  # messages given up on
-    blocked: int = 0  # families that blocked the bot (now paused)
-    retrying: int = 0  # messages left pending for a later try
-    rows_sent: int = 0
-    late: int = 0  # rows not sent: more than Policy.max_late late
-    quiet: bool = False  # nothing was sent: quiet hours
-    retried: int = 0  # extra attempts made (429 waits, 5xx retries)
-    skipped: int = 0  # families left pending: no outbound for their transport in this process
-
-    def as_dict(self) -> dict[str, int | bool]:
-        return {"sent": self.sent, "failed": self.failed, "blocked": self.blocked, "retrying": self.retrying,
-                "rows_sent": self.rows_sent, "late": self.late, "retried": self.retried, "skipped": self.skipped,
-                "quiet": self.quiet}
-
-
-class Reminders:
+class Reminders(Deliveries):
     """Reminder rows in the service's database (store migration 004)."""
 
+    table = "reminders"
+
     def __init__(self, db: Database, families: Families | None = None) -> None:
-        self.db = db
+        super().__init__(db)
         self.families = families or Families(db)
 
     # ------------------------------------------------------------ planning
@@ -249,30 +162,6 @@ class Reminders:
 
     # ------------------------------------------------------------ dispatching
 
-    def release_stale(self, wall: dt.datetime, policy: Policy) -> int:
-        """Rows left `sending` by a process that died go back to pending: at once for a claimer of this
-        host whose process is gone, after the lease for one elsewhere. `wall` is the real time (not a
-        `send-due --at` moment): a lease is about how long a process has really held the rows."""
-        released = 0
-        cutoff = ts(wall - policy.lease)
-        with self.db.atomic():
-            for rid, claimer, claimed_at in self.db.execute(
-                    "select id, claimed_by, claimed_at from reminders where state = 'sending'").fetchall():
-                host = str(claimer or "").rpartition(":")[0]
-                stale = not _alive(claimer or "") if host == socket.gethostname() else claimed_at < cutoff
-                if stale:
-                    self.db.execute("update reminders set state = 'pending', claimed_by = null, claimed_at = null "
-                                    "where id = ? and state = 'sending'", [rid])
-                    released += 1
-        return released
-
-    def expire_late(self, now: dt.datetime, policy: Policy) -> int:
-        """Pending rows more than `max_late` past their time are not sent (the timeline shows the item)."""
-        cur = self.db.execute(
-            "update reminders set state = 'cancelled', reason = 'late' where state = 'pending' and next_at <= ? "
-            "and send_at < ?", [ts(now), ts(now - policy.max_late)])
-        return cur.rowcount
-
     def due(self, now: dt.datetime, limit: int = 500, after: tuple[str, int] | None = None) -> list[Row]:
         """Pending rows whose time has come, of families that have not paused, oldest first; `after`
         (the next_at and id of the last row of the previous page) pages through them."""
@@ -293,50 +182,14 @@ class Reminders:
     def claim(self, ids: Sequence[int], claimer: str, now: dt.datetime, wall: dt.datetime) -> list[Row]:
         """Take these rows for sending; returns those this claimer got (another process may have some).
         `now` is the dispatch's moment (first tries count from it), `wall` the real time of the claim."""
-        if not ids:
+        got = self.claim_ids(ids, claimer, now, wall)
+        if not got:
             return []
-        marks = ", ".join("?" * len(ids))
-        with self.db.atomic():
-            self.db.execute(
-                f"update reminders set state = 'sending', claimed_by = ?, claimed_at = ?, attempts = attempts + 1, "
-                f"first_try_at = coalesce(first_try_at, ?) where state = 'pending' and id in ({marks})",
-                [claimer, ts(wall), ts(now), *ids])
-            rows = self.db.execute(f"select {_COLUMNS} from reminders where state = 'sending' and claimed_by = ? "
-                                   f"and id in ({marks})", [claimer, *ids]).fetchall()
-        return [_row(r) for r in rows]
-
-    def finish(self, ids: Sequence[int], claimer: str, state: str, now: dt.datetime, *, reason: str = "",
-               retry_at: dt.datetime | None = None) -> int:
-        """Settle rows this claimer holds: sent, failed, cancelled, or back to pending (`retry_at` when
-        to try). A row another process took back meanwhile is left to it. Returns the rows settled."""
-        if state not in STATES or state == "sending":
-            raise ValueError(f"cannot finish in state {state!r}")
-        if not ids:
-            return 0
-        marks = ", ".join("?" * len(ids))
-        held = f"state = 'sending' and claimed_by = ? and id in ({marks})"
-        with self.db.atomic():
-            if state == "pending":
-                cur = self.db.execute(f"update reminders set state = 'pending', claimed_by = null, claimed_at = null, "
-                                      f"next_at = ?, reason = ? where {held}",
-                                      [ts(retry_at or now), reason, claimer, *ids])
-            else:
-                cur = self.db.execute(f"update reminders set state = ?, claimed_by = null, reason = ?, "
-                                      f"sent_at = case when ? = 'sent' then ? else sent_at end where {held}",
-                                      [state, reason, state, ts(now), claimer, *ids])
-        return cur.rowcount
-
-    def pause_family(self, family_id: int, paused: bool) -> None:
-        self.db.execute("update families set paused = ? where id = ?", [int(paused), family_id])
+        marks = ", ".join("?" * len(got))
+        return [_row(r) for r in self.db.execute(f"select {_COLUMNS} from reminders where id in ({marks}) "
+                                                 "order by next_at, id", got)]
 
     # ------------------------------------------------------------ reporting
-
-    def status(self) -> dict[str, dict[str, int]]:
-        """Rows by state and kind, for `zjcare-guide reminders status`."""
-        out: dict[str, dict[str, int]] = {s: {} for s in STATES}
-        for state, kind, n in self.db.execute("select state, kind, count(*) from reminders group by state, kind"):
-            out.setdefault(state, {})[kind] = n
-        return out
 
     def failed(self, limit: int = 20) -> list[tuple[int, str, str, str]]:
         """The latest failed rows: id, item, when it was due to go, why (no names)."""
