@@ -82,20 +82,23 @@ async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes
 
 
 async def send_to_chat(bot: Bot, router: Router, chat_id: int, replies: list[Reply], thread_id: int | None = None,
-                       private: bool = True) -> None:
+                       private: bool = True) -> int | None:
     """Send replies to a chat, in order (also used for reminders nobody just asked for). Telegram
     shares a location from a keyboard button in private chats only: in a group the request is text
-    (the parent types a town)."""
+    (the parent types a town). Returns the id of the last message sent."""
+    last: int | None = None
     for reply in replies:
         if reply.photo is not None:
-            await bot.send_photo(chat_id, photo=reply.photo, caption=markup_to_html(reply.text),
-                                 reply_markup=cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons, router)),
-                                 message_thread_id=thread_id)
+            photo = await bot.send_photo(
+                chat_id, photo=reply.photo, caption=markup_to_html(reply.text), message_thread_id=thread_id,
+                reply_markup=cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons, router)))
+            last = photo.message_id
             continue
         if reply.venue is not None:
             v = reply.venue
-            await bot.send_venue(chat_id, latitude=v.latitude, longitude=v.longitude, title=v.title[:256],
-                                 address=v.address[:256] or v.title[:256], message_thread_id=thread_id)
+            venue = await bot.send_venue(chat_id, latitude=v.latitude, longitude=v.longitude, title=v.title[:256],
+                                         address=v.address[:256] or v.title[:256], message_thread_id=thread_id)
+            last = venue.message_id
             continue
         chunks = split_html(reply.text)
         markup: ReplyMarkup | None
@@ -105,9 +108,11 @@ async def send_to_chat(bot: Bot, router: Router, chat_id: int, replies: list[Rep
             # Pre-serialised JSON is what the Bot API receives either way (telegram_html.keyboard_json).
             markup = cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons, router))
         for i, chunk in enumerate(chunks):
-            last = i == len(chunks) - 1
-            await bot.send_message(chat_id, chunk, reply_markup=markup if last else None,
-                                   message_thread_id=thread_id)
+            is_last = i == len(chunks) - 1
+            sent = await bot.send_message(chat_id, chunk, reply_markup=markup if is_last else None,
+                                          message_thread_id=thread_id)
+            last = sent.message_id
+    return last
 
 
 def _thread(message: MaybeInaccessibleMessage | None) -> int | None:

@@ -16,6 +16,7 @@ from zjcare_guide.replies import Reply
 from zjcare_guide.router import Router
 
 from .handlers import send_to_chat
+from .telegram_html import markup_to_html
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class TelegramOutbound:
         if transport != self.transport or not chat.lstrip("-").isdigit():
             return outbound.Failed(f"not a Telegram chat: {transport}", permanent=True)
         try:
-            await send_to_chat(self.bot, self.router, int(chat), list(replies))
+            message_id = await send_to_chat(self.bot, self.router, int(chat), list(replies))
         except RetryAfter as exc:
             wait = exc.retry_after
             seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
@@ -46,4 +47,22 @@ class TelegramOutbound:
             return outbound.Failed(f"network: {exc.message}")
         except TelegramError as exc:
             return outbound.Failed(f"telegram: {exc.message}")
-        return outbound.Sent()
+        return outbound.Sent(str(message_id or ""))
+
+    async def edit(self, address: str, message_id: str, reply: Reply) -> outbound.SendResult:
+        transport, _, chat = address.partition(":")
+        if transport != self.transport or not chat.lstrip("-").isdigit() or not message_id.isdigit():
+            return outbound.Failed("not a Telegram message", permanent=True)
+        try:
+            await self.bot.edit_message_text(markup_to_html(reply.text)[:4096], chat_id=int(chat),
+                                             message_id=int(message_id))
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            return outbound.RetryAfter(wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait))
+        except Forbidden:
+            return outbound.Blocked()
+        except BadRequest as exc:  # "message is not modified" and the like: nothing to retry
+            return outbound.Failed(f"bad request: {exc.message}", permanent=True)
+        except TelegramError as exc:
+            return outbound.Failed(f"telegram: {exc.message}")
+        return outbound.Sent(message_id)

@@ -22,6 +22,7 @@ from .guidance import Guidance
 from .guide import Guide, GuideHolder, Outcome
 from .institutions import Directory
 from .operators import Operators
+from .outbox import Outbox
 from .reminder_flow import ReminderFlow, ReminderPlanner
 from .reminders import Policy, Reminders
 from .replies import Action, Button, Command, Event, Location, Press, Reply, Session, Text, Unsupported
@@ -59,7 +60,8 @@ class Conversation(BaseFeature):
         self.authority = Authority(store.db if store is not None else None, admins)
         # The bot's @username, for invite links: from the transport (getMe) or ZJCARE_BOT_USERNAME.
         self.bot_username = bot_username
-        self.doctor_flow = DoctorFlow(self._guide, self.authority, self.planner, lambda: self.bot_username)
+        self.doctor_flow = DoctorFlow(self._guide, self.authority, self.planner, lambda: self.bot_username,
+                                      Outbox(store.db) if store is not None else None, policy)
         features: list[Feature] = [self.guidance, Finder(self._guide, directory),
                                    ChildFlow(self._guide, families, self.planner),
                                    ReminderFlow(self._guide, families, self.planner),
@@ -146,8 +148,9 @@ class Conversation(BaseFeature):
             feature = next((f for f in self.router.features.values()
                             if f is not self.guidance and f.claims(text)), None)
         if feature is not None:
-            triage = self.guide.triage.assess(sanitize(text), session.age_months)
-            if triage.urgent:
+            triage = self.guide.triage.assess(sanitize(text), session.age_months) \
+                if getattr(feature, "triages_text", True) else None
+            if triage is not None and triage.urgent:
                 urgent = self.guidance.respond(Outcome("urgent", triage=triage, question=text))
                 if session.awaiting == feature.name and feature.files_urgent_text:
                     return urgent + (feature.on_text(turn, text) or [])

@@ -148,3 +148,52 @@ def _recent(month: int, day: int, today: dt.date) -> dt.date | None:
         if candidate is None and (month, day) != (2, 29):
             return None
     return None
+
+
+_CLOCK = re.compile(r"(上午|早上|早晨|中午|下午|傍晚|晚上)?\s*(\d{1,2})\s*(?:[:：点时]\s*(\d{1,2}|半)?\s*分?)")
+_NEXT_DAY = {"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}
+
+
+def parse_appointment(text: str, now: dt.datetime) -> dt.datetime:
+    """A future date and time as a doctor types it: "12月5日 14:30", "2026-12-05 9:00", "明天下午3点",
+    "12月5号上午10点半". A date without a year is the next such day. Raises DateError: format (no date or
+    no time), impossible, or past (not after `now`)."""
+    t = normalise(text)
+    today = now.date()
+    day: dt.date | None = None
+    rest = t
+    for word, ahead in _NEXT_DAY.items():
+        if word in t:
+            day = today + dt.timedelta(days=ahead)
+            rest = t.replace(word, " ")
+            break
+    if day is None:
+        m = _FULL.search(t) or _COMPACT.search(t)
+        if m:
+            year = int(m.group(1))
+            day = _date(2000 + year if year < 100 else year, int(m.group(2)), int(m.group(3)))
+        elif m := _MONTH_DAY.search(t):
+            month, mday = int(m.group(1)), int(m.group(2))
+            day = _date(today.year, month, mday)
+            if day is not None and day < today:
+                day = _date(today.year + 1, month, mday)
+        else:
+            raise DateError("format")
+        if day is None:
+            raise DateError("impossible")
+        rest = t[:m.start()] + " " + t[m.end():]
+    clock = _CLOCK.search(rest)
+    if clock is None:
+        raise DateError("format")
+    hour = int(clock.group(2))
+    minute = 30 if clock.group(3) == "半" else int(clock.group(3) or 0)
+    if clock.group(1) in ("下午", "傍晚", "晚上") and hour < 12:
+        hour += 12
+    if clock.group(1) == "中午" and hour < 6:
+        hour += 12
+    if hour > 23 or minute > 59:
+        raise DateError("impossible")
+    moment = dt.datetime.combine(day, dt.time(hour, minute), now.tzinfo)
+    if moment <= now:
+        raise DateError("past")
+    return moment

@@ -39,6 +39,7 @@ class Policy:
     max_late: dt.timedelta = dt.timedelta(days=2)  # a reminder later than this is not sent at all
     give_up: dt.timedelta = dt.timedelta(hours=1)  # 5xx / network errors are retried this long
     lease: dt.timedelta = dt.timedelta(minutes=10)  # a claim older than this is taken back
+    push_daily_limit: int = 1000  # push messages a doctor may have delivered to families in a day
 
     def quiet(self, now: dt.datetime) -> bool:
         t = now.astimezone(TZ).time()

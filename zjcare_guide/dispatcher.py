@@ -22,7 +22,10 @@ from aiolimiter import AsyncLimiter
 
 from .children import Child
 from .clock import TZ, Clock
-from .outbound import Blocked, Failed, Outbound, RetryAfter, Sent
+from .delivery import Deliveries
+from .outbound import Blocked, Failed, Outbound, RetryAfter, SendResult, Sent
+from .outbox import Outbox, OutRow
+from .outbox_messages import OutboxMessages
 from .reminders import KINDS, Counts, Policy, Reminders, Row, process_id
 from .render import Renderer
 from .replies import Action, Button, Reply
@@ -39,6 +42,7 @@ TRIES_PER_RUN = 3
 RATE_PER_SECOND = 28.5
 BURST = 1.4
 BATCH = 500
+PROGRESS_EVERY = 25  # a push's progress message is edited after this many families
 SETTLE_TRIES = 30  # × the 5 s busy timeout and 1 s: minutes of another process's lock before giving up
 
 
@@ -102,6 +106,9 @@ class Dispatcher:
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, claimer: str | None = None,
                  in_thread: bool = True) -> None:
         self.reminders = reminders
+        # Visits and doctors' pushes: the same state machine, in the same database.
+        self.outbox = Outbox(reminders.db)
+        self.messages = OutboxMessages(self.outbox, lambda: self.content().renderer)
         self.wall = wall  # the real time, for claims and their lease (`run` may be given another moment)
         self.outbounds = dict(outbounds)
         self.content = content
@@ -149,6 +156,7 @@ class Dispatcher:
         while True:
             rows = await self._db(self.reminders.due, now, BATCH, after)
             if not rows:
+                await self._run_outbox(now, counts)
                 return counts
             after = (rows[-1].next_at, rows[-1].id)
             for family_id in dict.fromkeys(r.family_id for r in rows):
@@ -187,34 +195,44 @@ class Dispatcher:
             reply = compose(keep, children, content, now.astimezone(TZ).date())
         except Exception as exc:  # a template broken by an edit must not leave the rows `sending`
             log.exception("could not compose a reminder message")
-            await self._give_up(ids, now, f"compose: {type(exc).__name__}", counts)
+            await self._give_up(self.reminders, ids, now, f"compose: {type(exc).__name__}", counts)
             return
         first_try = min((r.first_try_at or now) for r in keep)
+        await self.deliver(self.reminders, outbound, family.address, reply, ids, first_try,
+                           max(r.attempts for r in keep), now, counts, family_id=family_id)
+
+    async def deliver(self, table: Deliveries, outbound: Outbound, address: str, reply: Reply, ids: list[int],
+                      first_try: dt.datetime, tries: int, now: dt.datetime, counts: Counts, *,
+                      family_id: int | None = None) -> SendResult:
+        """Send one message for claimed rows of `table` and settle them: sent; a 429 waited out; 5xx and
+        network errors retried, then left pending with backoff, then failed after Policy.give_up; a 403
+        pauses the family. Returns the last result (a Sent carries the message's id, for edits)."""
         failures = 0
         slept = 0.0  # real seconds waited on this message in this run (429s and backoff)
         while True:
             async with self.limiter:
                 try:
-                    result = await outbound.send(family.address, [reply])
+                    result = await outbound.send(address, [reply])
                 except Exception as exc:  # a transport bug must not leave rows in `sending`
                     log.exception("outbound send raised")
                     result = Failed(type(exc).__name__)
             if isinstance(result, Sent):
-                await self._settle(self.reminders.finish, ids, self.claimer, "sent", now)
+                await self._settle(table.finish, ids, self.claimer, "sent", now)
                 counts.sent += 1
                 counts.rows_sent += len(ids)
-                return
+                return result
             if isinstance(result, Blocked):
                 # The parent blocked the bot: pause the family (they /resume), keep the rows pending.
-                await self._settle(self.reminders.pause_family, family_id, True)
-                await self._settle(self.reminders.finish, ids, self.claimer, "pending", now, reason="blocked")
+                if family_id is not None:
+                    await self._settle(table.pause_family, family_id, True)
+                await self._settle(table.finish, ids, self.claimer, "pending", now, reason="blocked")
                 counts.blocked += 1
-                return
+                return result
             waited = max(now - first_try, dt.timedelta(0)) + dt.timedelta(seconds=slept)
             if isinstance(result, RetryAfter):
                 if waited + dt.timedelta(seconds=result.seconds) > self.policy.give_up:
-                    await self._give_up(ids, now, "rate limited", counts)
-                    return
+                    await self._give_up(table, ids, now, "rate limited", counts)
+                    return result
                 counts.retried += 1
                 slept += result.seconds
                 await self.sleep(result.seconds)
@@ -222,21 +240,85 @@ class Dispatcher:
             assert isinstance(result, Failed)
             failures += 1
             if result.permanent or waited >= self.policy.give_up:
-                await self._give_up(ids, now, result.reason, counts)
-                return
+                await self._give_up(table, ids, now, result.reason, counts)
+                return result
             if failures >= TRIES_PER_RUN:
                 # Later runs wait longer: 4, 8, 16… minutes by the rows' attempts so far.
-                tries = max(r.attempts for r in keep)
                 retry_at = now + min(dt.timedelta(minutes=2) * 2 ** min(tries, 6), self.policy.give_up)
-                await self._settle(self.reminders.finish, ids, self.claimer, "pending", now,
+                await self._settle(table.finish, ids, self.claimer, "pending", now,
                                    reason=result.reason, retry_at=retry_at)
                 counts.retrying += 1
-                return
+                return result
             counts.retried += 1
             slept += 0.5 * 2 ** (failures - 1)
             await self.sleep(0.5 * 2 ** (failures - 1))
 
-    async def _give_up(self, ids: list[int], now: dt.datetime, reason: str, counts: Counts) -> None:
-        await self._settle(self.reminders.finish, ids, self.claimer, "failed", now, reason=reason[:200])
+    async def _run_outbox(self, now: dt.datetime, counts: Counts) -> None:
+        """Visits, answers and pushes due now, one message per row; a push's progress message is edited
+        in place as its rows are delivered, and once more with the final report."""
+        outbox = self.outbox
+        await self._db(outbox.release_stale, self.wall(), self.policy)
+        counts.late += await self._db(outbox.expire_late, now, self.policy)
+        touched: dict[int, int] = {}  # push id → rows settled since its progress was last shown
+        after: tuple[str, int] | None = None
+        while True:
+            rows = await self._db(outbox.due, now, BATCH, after)
+            if not rows:
+                break
+            after = (rows[-1].next_at, rows[-1].id)
+            for row in rows:
+                await self._out_row(row, now, counts, touched)
+                if row.kind == "push" and touched.get(row.ref_id, 0) >= PROGRESS_EVERY:
+                    await self._show_progress(row.ref_id)
+                    touched[row.ref_id] = 0
+        for push_id in touched:
+            await self._show_progress(push_id)
+
+    async def _out_row(self, row: OutRow, now: dt.datetime, counts: Counts, touched: dict[int, int]) -> None:
+        outbox = self.outbox
+        outbound = self.outbounds.get(row.address.partition(":")[0])
+        if outbound is None:
+            counts.skipped += 1
+            return
+        if not await self._db(outbox.claim_ids, [row.id], self.claimer, now, self.wall()):
+            return
+        if row.kind == "push":
+            touched[row.ref_id] = touched.get(row.ref_id, 0) + 1
+            push = await self._db(outbox.push, row.ref_id)
+            if push is not None and await self._db(outbox.delivered_today, push.doctor_id, now) \
+                    >= self.policy.push_daily_limit:
+                await self._settle(outbox.finish, [row.id], self.claimer, "cancelled", now, reason="daily limit")
+                return
+        try:
+            reply = await self._db(self.messages.compose, row, now)
+        except Exception as exc:  # a template broken by an edit must not leave the row `sending`
+            log.exception("could not compose an outbox message")
+            await self._give_up(outbox, [row.id], now, f"compose: {type(exc).__name__}", counts)
+            return
+        if reply is None:
+            await self._settle(outbox.finish, [row.id], self.claimer, "cancelled", now, reason="nothing to say")
+            return
+        result = await self.deliver(outbox, outbound, row.address, reply, [row.id], row.first_try_at or now,
+                                    row.attempts + 1, now, counts, family_id=row.family_id)
+        if row.kind == "push_progress" and isinstance(result, Sent) and result.message_id:
+            await self._settle(outbox.set_progress_message, row.ref_id, result.message_id)
+
+    async def _show_progress(self, push_id: int) -> None:
+        push = await self._db(self.outbox.push, push_id)
+        outbound = self.outbounds.get(push.progress_address.partition(":")[0]) if push is not None else None
+        if push is None or outbound is None or not push.progress_message:
+            return
+        reply = await self._db(self.messages.progress, push_id)
+        if reply is None:
+            return
+        async with self.limiter:
+            try:
+                await outbound.edit(push.progress_address, push.progress_message, reply)
+            except Exception:  # the report is a courtesy: a failed edit loses no message to a family
+                log.exception("could not update a push's progress message")
+
+    async def _give_up(self, table: Deliveries, ids: list[int], now: dt.datetime, reason: str,
+                       counts: Counts) -> None:
+        await self._settle(table.finish, ids, self.claimer, "failed", now, reason=reason[:200])
         counts.failed += 1
         log.warning("gave up on a reminder message (%d items): %s", len(ids), reason[:200])

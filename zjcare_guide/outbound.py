@@ -16,7 +16,9 @@ from .replies import Reply
 
 @dataclass(frozen=True)
 class Sent:
-    """Every reply was delivered."""
+    """Every reply was delivered; `message_id` names the last message, for later edits."""
+
+    message_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class Outbound(Protocol):
 
     async def send(self, address: str, replies: Sequence[Reply]) -> SendResult: ...
 
+    async def edit(self, address: str, message_id: str, reply: Reply) -> SendResult:
+        """Replace the text (and buttons) of a message sent earlier: a push's progress, in place."""
+        ...
+
 
 class ConsoleOutbound:
     """Prints reminders (the console transport, and `send-due` without a bot token)."""
@@ -58,10 +64,16 @@ class ConsoleOutbound:
 
     def __init__(self, write: Callable[[str], None] = print) -> None:
         self._write = write
+        self._count = 0
 
     async def send(self, address: str, replies: Sequence[Reply]) -> SendResult:
         for reply in replies:
             self._write(f"→ {address}\n{to_plain(reply.text)}")
             for row in reply.buttons:
                 self._write("   " + " · ".join(f"[{b.label}]" for b in row))
-        return Sent()
+        self._count += 1
+        return Sent(str(self._count))
+
+    async def edit(self, address: str, message_id: str, reply: Reply) -> SendResult:
+        self._write(f"→ {address}（更新第{message_id}条）\n{to_plain(reply.text)}")
+        return Sent(message_id)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 REQUIRED_TEMPLATES = ("welcome", "help", "greeting", "answer", "choices", "urgent", "fallback",
                       "out_of_scope", "english", "topics", "topic_articles", "disclaimer", "expired", "bad_input",
                       "error", "age_set", "ask_prompt", "child", "reminder", "reminders",
-                      "doctors", "not_allowed", "admin_only", "reload_ok",
+                      "doctors", "not_allowed", "visit", "push", "admin_only", "reload_ok",
                       "reload_failed", "find_prompt", "institution_results", "town_list", "finder_notice",
                       "find_filters", "cancelled", "report", "places", "reminder_vaccine", "reminder_checkup",
                       "schedule_plan")
@@ -39,7 +39,10 @@ REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topi
                    "remove_yes", "remove_no", "command_child", "set_discharge", "remind_done", "remind_snooze",
                    "remind_mute",
                    "snooze_days", "unmute", "reminders_pause", "reminders_resume", "command_reminders",
-                   "command_pause", "command_resume", "join_yes", "join_no", "unlink_yes", "unlink_no")
+                   "command_pause", "command_resume", "join_yes", "join_no", "unlink_yes", "unlink_no", "no_children",
+                   "visit_home",
+                   "visit_no_note", "visit_save", "visit_confirm", "visit_reschedule", "push_all", "push_overdue",
+                   "push_age", "push_send")
 
 # Telegram HTML allows only a handful of tags and no raw angle brackets; article bodies are a small
 # Markdown subset that the transports render, so these characters never belong in a body.
@@ -66,9 +69,15 @@ _SAMPLE_CHILD = {"nickname": "豆豆", "age": "8个月", "next_item": "麻腮风
                  "overdue": ("乙肝疫苗第3剂",)}
 _SAMPLE_BY_TEMPLATE: dict[str, dict[str, Any]] = {
     "doctors": {"step": "preview", "doctor": _SAMPLE_DOCTOR, "previous": _SAMPLE_DOCTOR, "children": [_SAMPLE_CHILD],
+                "when": "12月5日（星期六）14:30", "place": "店口镇卫生院", "note": "", "state": "confirmed",
+                "text": "示例消息", "count": 3, "left": 1000, "audience": "全部签约家庭",
                 "link": "https://t.me/example_bot?start=join_x", "overdue_only": True,
                 "families": [{"number": 1, "children": [_SAMPLE_CHILD]}]},
     "not_allowed": {"permission": "doctor"},
+    "visit": {"step": "visit_new", "doctor": _SAMPLE_DOCTOR, "when": "12月5日（星期六）14:30", "place": "店口镇卫生院",
+              "note": "请带上母子健康手册", "state": "scheduled", "children": ["豆豆"]},
+    "push": {"step": "progress", "doctor": _SAMPLE_DOCTOR, "text": "示例消息", "total": 3, "done": False,
+             "counts": {"sent": 1, "failed": 1, "blocked": 0, "cancelled": 1, "pending": 0, "sending": 0}},
     "reminder": {"parts": ["**预防接种提醒**：小宝3天后（12月4日）可以接种：乙肝疫苗第2剂"]},
     "reminders": {"step": "timeline", "paused": True, "typed": False, "day": "2026年12月1日", "item": "乙肝疫苗第2剂",
                   "children": [{"nickname": "豆豆", "done": 2, "now": [w], "upcoming": [w]} for w in (

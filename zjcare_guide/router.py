@@ -100,6 +100,8 @@ class BaseFeature:
 
     name = ""
     files_urgent_text = False
+    # False only where the typed text is not a parent's account of a child (a doctor's push).
+    triages_text = True
 
     def commands(self) -> Sequence[CommandSpec]:
         return ()

@@ -164,6 +164,31 @@ def _m005_doctors(db: Database) -> None:
             family_id integer, detail text not null default ''
         )""")
     db.execute("create index audit_doctor on audit (doctor_id, at)")
+    db.execute("""
+        create table visits (
+            id integer primary key, doctor_id integer not null references doctors(id),
+            family_id integer not null references families(id), at text not null, place text not null,
+            note text not null default '', state text not null default 'scheduled', answered_at text,
+            created text not null
+        )""")
+    db.execute("create index visits_family on visits (family_id)")
+    db.execute("""
+        create table pushes (
+            id integer primary key, doctor_id integer not null references doctors(id), text text not null,
+            audience text not null, created text not null, total integer not null,
+            progress_address text not null, progress_message text
+        )""")
+    # Messages nobody just asked for, other than reminders: a visit and its reminders, a parent's answer
+    # to the doctor, a doctor's push and its progress. Same state machine as reminders (delivery.py).
+    db.execute("""
+        create table outbox (
+            id integer primary key, family_id integer references families(id), address text not null,
+            kind text not null, ref_id integer not null, send_at text not null, next_at text not null,
+            state text not null default 'pending', attempts integer not null default 0, first_try_at text,
+            claimed_by text, claimed_at text, sent_at text, reason text not null default ''
+        )""")
+    db.execute("create index outbox_due on outbox (state, next_at)")
+    db.execute("create index outbox_ref on outbox (kind, ref_id, state)")
 
 
 # How long a write waits for another process's lock before it gives up (sqlite3's default is 5 s).
