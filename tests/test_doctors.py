@@ -4,6 +4,7 @@ families only, and the audit log — with a real SQLite database and a fixed clo
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,12 @@ import pytest
 from zjcare_guide.children import Families
 from zjcare_guide.clock import TZ, fixed_clock
 from zjcare_guide.conversation import Conversation
+from zjcare_guide.dispatcher import Content, Dispatcher
 from zjcare_guide.doctors import DOCTOR_PREFIX, Doctors, InviteError
 from zjcare_guide.guide import Guide
 from zjcare_guide.identity import Actor
+from zjcare_guide.outbound import Blocked, Failed, SendResult, Sent
+from zjcare_guide.reminders import Counts, Policy, Reminders
 from zjcare_guide.replies import Action, Command, Press, Reply, Session, Text
 from zjcare_guide.store import Store
 
@@ -170,3 +174,128 @@ def test_overdue_lists_only_families_with_overdue_items(conv: Conversation, stor
         join(conv, actor, doctors(store).invite(doctor_id, NOW))
     [overdue] = conv.handle(Command("overdue", actor=DOCTOR_A), Session())
     assert "豆豆" in overdue.text and "阿福" not in overdue.text and "逾期" in overdue.text
+
+
+# ---------------------------------------------------------------- visits and pushes
+
+
+class Recorder:
+    """An outbound at the edge: records sends and edits; `script` answers the next sends."""
+
+    transport = "test"
+
+    def __init__(self, *script: object) -> None:
+        self.sent: list[tuple[str, Reply]] = []
+        self.edits: list[tuple[str, str, Reply]] = []
+        self.script = list(script)
+
+    async def send(self, address: str, replies: Sequence[Reply]) -> SendResult:
+        result = self.script.pop(0) if self.script else Sent(str(len(self.sent) + 1))
+        if isinstance(result, Sent):
+            self.sent.append((address, replies[0]))
+        return result  # type: ignore[return-value]
+
+    async def edit(self, address: str, message_id: str, reply: Reply) -> SendResult:
+        self.edits.append((address, message_id, reply))
+        return Sent(message_id)
+
+
+async def dispatch(store: Store, guide: Guide, out: Recorder, when: dt.datetime) -> Counts:
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    return await Dispatcher(Reminders(store.db), {"test": out}, lambda: Content(guide.library.schedules,
+                                                                                  guide.renderer),
+                            Policy(), wall=fixed_clock(when), sleep=no_sleep, in_thread=False, rate=1000).run(when)
+
+
+def only_visits_and_pushes(store: Store) -> None:
+    store.db.execute("update reminders set state = 'cancelled', reason = 'test'")  # reminders tested elsewhere
+
+
+async def test_a_visit_is_told_reminded_answered_and_the_doctor_hears(conv: Conversation, store: Store,
+                                                                      guide: Guide) -> None:
+    doctor_id = doctor(store, DOCTOR_A)
+    register_child(conv, PARENT, "豆豆", "2026-11-25")  # a newborn: listed first, marked 🍼
+    register_child(conv, OTHER_PARENT, "阿福", "2026-03-01")
+    for actor in (PARENT, OTHER_PARENT):
+        join(conv, actor, doctors(store).invite(doctor_id, NOW))
+    only_visits_and_pushes(store)
+    session = Session()
+    [pick] = conv.handle(Command("visit", actor=DOCTOR_A), session)
+    first = pick.buttons[0][0]
+    assert first.label.startswith("🍼") and "豆豆" in first.label
+    conv.handle(Press(first.action, actor=DOCTOR_A), session)
+    [bad] = conv.handle(Text("昨天下午3点", actor=DOCTOR_A), session)
+    assert "已经过了" in bad.text
+    [place] = conv.handle(Text("12月3日下午2点半", actor=DOCTOR_A), session)
+    [note] = conv.handle(Press(place.actions()[0], actor=DOCTOR_A), session)  # 家中（上门访视）
+    [preview] = conv.handle(Text("请准备好母子健康手册，宝宝高热惊厥史请告诉我", actor=DOCTOR_A), session)
+    assert preview.kind != "urgent" and "12月3日" in preview.text and "14:30" in preview.text
+    [saved] = conv.handle(Press(preview.actions()[0], actor=DOCTOR_A), session)
+    assert "已通知家长" in saved.text
+    out = Recorder()
+    await dispatch(store, guide, out, NOW)
+    [(address, notice)] = out.sent
+    assert address == PARENT.chat_key and "访视预约" in notice.text and "14:30" in notice.text
+    # The day before at 09:00 and 2 hours before.
+    await dispatch(store, guide, out, dt.datetime(2026, 12, 2, 9, 0, tzinfo=TZ))
+    assert "明天" in out.sent[-1][1].text
+    confirm = next(a for a in notice.actions() if a.value == 1)
+    [forged] = conv.handle(Press(confirm, actor=OTHER_PARENT), Session())
+    assert "过期" in forged.text
+    [answered] = conv.handle(Press(confirm, actor=PARENT), Session())
+    assert "已确认" in answered.text
+    await dispatch(store, guide, out, NOW + dt.timedelta(minutes=1))
+    told = [r for a, r in out.sent if a == DOCTOR_A.chat_key]
+    assert len(told) == 1 and "家长已确认" in told[0].text and "豆豆" in told[0].text
+    await dispatch(store, guide, out, dt.datetime(2026, 12, 3, 12, 30, tzinfo=TZ))
+    assert "14:30开始" in out.sent[-1][1].text and not out.sent[-1][1].actions()  # confirmed: no buttons
+    actions = [r["action"] for r in doctors(store).audit_log(doctor_id)]
+    assert "visit" in actions and "visit_confirmed" in actions
+
+
+def test_another_doctors_family_cannot_be_visited(conv: Conversation, store: Store) -> None:
+    a = doctor(store, DOCTOR_A)
+    doctor(store, DOCTOR_B, "陈医生")
+    register_child(conv, PARENT)
+    join(conv, PARENT, doctors(store).invite(a, NOW))
+    family = Families(store.db).get(PARENT.user_key)
+    assert family is not None
+    before = dump(store)
+    [refused] = conv.handle(Press(Action("visit_family", str(family.id)), actor=DOCTOR_B), Session())
+    assert "没有与您签约" in refused.text and dump(store) == before
+
+
+async def test_a_push_goes_to_the_chosen_families_within_the_daily_limit(conv: Conversation, store: Store,
+                                                                          guide: Guide) -> None:
+    doctor_id = doctor(store, DOCTOR_A)
+    parents = [Actor("test", str(100 + n), str(100 + n)) for n in range(6)]
+    for n, actor in enumerate(parents):
+        register_child(conv, actor, f"宝{n}", "2026-03-01" if n % 2 else "2026-11-20")
+        join(conv, actor, doctors(store).invite(doctor_id, NOW))
+    only_visits_and_pushes(store)
+    session = Session()
+    [audience] = conv.handle(Command("push", actor=DOCTOR_A), session)
+    conv.handle(Press(next(a for a in audience.actions() if a.arg == "age"), actor=DOCTOR_A), session)
+    [again] = conv.handle(Text("十二到零", actor=DOCTOR_A), session)
+    assert "没看懂" in again.text
+    conv.handle(Text("0-3", actor=DOCTOR_A), session)
+    [preview] = conv.handle(Text("本周六上午卫生院有免费体检，宝宝抽搐过的请提前告诉医生。", actor=DOCTOR_A), session)
+    assert preview.kind != "urgent" and "共3个家庭" in preview.text
+    [started] = conv.handle(Press(preview.actions()[0], actor=DOCTOR_A), session)
+    assert "3个家庭" in started.text
+    out = Recorder(Sent("1"), Failed("bad request: chat not found", permanent=True), Blocked())
+    counts = await dispatch(store, guide, out, NOW)
+    pushed = [a for a, r in out.sent if "免费体检" in r.text]
+    assert len(pushed) == 1 and counts.failed == 1 and counts.blocked == 1  # 1 sent, 1 failed, 1 blocked
+    assert out.sent[0][0] == DOCTOR_A.chat_key  # the progress message first
+    final = out.edits[-1][2].text
+    assert "发送完成" in final and "已发送：1" in final and "失败：1" in final and "屏蔽机器人：1" in final
+    # The daily limit: a doctor with 1 left cannot push to 3.
+    conv.doctor_flow.policy = Policy(push_daily_limit=2)
+    session = Session()
+    [audience] = conv.handle(Command("push", actor=DOCTOR_A), session)
+    conv.handle(Press(next(a for a in audience.actions() if a.arg == "all"), actor=DOCTOR_A), session)
+    [over] = conv.handle(Text("通知", actor=DOCTOR_A), session)
+    assert "超过了今天的发送上限" in over.text and not over.actions()

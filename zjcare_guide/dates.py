@@ -151,7 +151,7 @@ def _recent(month: int, day: int, today: dt.date) -> dt.date | None:
 
 
 _CLOCK = re.compile(r"(上午|早上|早晨|中午|下午|傍晚|晚上)?\s*(\d{1,2})\s*(?:[:：点时]\s*(\d{1,2}|半)?\s*分?)")
-_NEXT_DAY = {"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}
+_NEXT_DAY = {"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2, "昨天": -1, "昨日": -1, "前天": -2}
 
 
 def parse_appointment(text: str, now: dt.datetime) -> dt.datetime:
