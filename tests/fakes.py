@@ -71,6 +71,12 @@ class RecordingRequest(BaseRequest):
                 return 400, json.dumps({"ok": False, "error_code": 400,
                                         "description": "Bad Request: " + "; ".join(problems)}).encode()
             return self._ok(sent_message(name, params, next(_ids)))
+        if name == "sendPhoto":
+            caption = str(params.get("caption") or "")
+            if len(caption) > 1024:
+                self.rejected.append((name, ["caption over 1024 characters"]))
+                return 400, json.dumps({"ok": False, "error_code": 400, "description": "Bad Request: caption"}).encode()
+            return self._ok(sent_message(name, params, next(_ids)))
         if name == "getUpdates":
             return self._ok([])
         return self._ok(True)
@@ -85,7 +91,10 @@ def sent_message(method: str, params: dict[str, Any], message_id: int) -> dict[s
     chat_id = int(params["chat_id"])
     out: dict[str, Any] = {"message_id": message_id, "date": int(time.time()),
                            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}}
-    if method == "sendVenue":
+    if method == "sendPhoto":
+        out["photo"] = [{"file_id": "qr", "file_unique_id": "qr", "width": 330, "height": 330}]
+        out["caption"] = str(params.get("caption") or "")
+    elif method == "sendVenue":
         out["venue"] = {"location": {"latitude": float(params["latitude"]), "longitude": float(params["longitude"])},
                         "title": params["title"], "address": params["address"]}
     else:

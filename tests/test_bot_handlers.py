@@ -20,6 +20,7 @@ from zjcare_guide.clock import TZ
 from zjcare_guide.config import Config
 from zjcare_guide.content import DEFAULT_CONTENT_DIR
 from zjcare_guide.dispatcher import Dispatcher
+from zjcare_guide.doctors import Doctors
 from zjcare_guide.guide import Guide, GuideHolder
 from zjcare_guide.identity import user_key
 from zjcare_guide.institutions import Directory
@@ -315,3 +316,15 @@ async def test_the_bots_reminder_job_sends_through_telegram_and_the_done_button_
         request.fail_next = 1
         counts = await dispatcher.run(moment["now"])
         assert counts.failed == 1 and sum(dispatcher.reminders.status()["failed"].values()) == 1
+
+
+async def test_a_doctors_invite_is_a_photo_of_the_qr_code_with_the_link(bot: Bot) -> None:
+    Doctors(bot.store.db).add("王医生", "店口镇卫生院", dt.datetime(2026, 12, 1, 10, 0, tzinfo=TZ),
+                              user_key("telegram", 4242))
+    await _post_init(bot.app)  # learns the bot's @username from getMe, as `run` does
+    before = len(bot.request.calls)
+    await bot.app.process_update(Update.de_json(message("/invite"), bot.app.bot))
+    [photo] = [p for m, p in bot.request.calls[before:] if m == "sendPhoto"]
+    assert "https://t.me/zjcare_test_bot?start=join_" in photo["caption"] and bot.request.rejected == []
+    [refused] = await bot.send(message("/families", user=ADMIN, chat_id=ADMIN["id"]))
+    assert "家庭医生开放" in refused["text"]

@@ -60,6 +60,10 @@ class Config:
             if not late.isdigit():
                 raise ConfigError(f"ZJCARE_REMINDER_MAX_LATE_DAYS must be a whole number of days, not {late!r}")
             policy = dataclasses.replace(policy, max_late=dt.timedelta(days=int(late)))
+        if limit := (env.get("ZJCARE_PUSH_DAILY_LIMIT") or "").strip():
+            if not limit.isdigit():
+                raise ConfigError(f"ZJCARE_PUSH_DAILY_LIMIT must be a whole number of messages, not {limit!r}")
+            policy = dataclasses.replace(policy, push_daily_limit=int(limit))
         return cls(
             token=(env.get("TELEGRAM_BOT_TOKEN") or "").strip() or None,
             api_base_url=(env.get("TELEGRAM_API_BASE_URL") or "").strip() or None,

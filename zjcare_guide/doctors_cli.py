@@ -46,6 +46,7 @@ def doctors_add(name: str, clinic: str, telegram_id: int | None, db: str | None)
         doctor = book.add(name, clinic, now, user_key("telegram", telegram_id) if telegram_id else None)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    book.audit("cli", "doctor_added", now, doctor_id=doctor.id)
     click.echo(f"doctor {doctor.id}: {doctor.name} ({doctor.clinic})")
     if telegram_id is None:
         code = book.registration_code(doctor.id, now)
@@ -86,8 +87,10 @@ def doctors_remove(doctor_id: int, db: str | None) -> None:
     Example: zjcare-guide doctors remove 3
     """
     book = Doctors(_existing_store(db).db)
-    if not book.remove(doctor_id, system_clock()):
+    now = system_clock()
+    if not book.remove(doctor_id, now):
         raise click.ClickException(f"no active doctor with id {doctor_id}")
+    book.audit("cli", "doctor_removed", now, doctor_id=doctor_id)
     click.echo(f"doctor {doctor_id} removed")
 
 
@@ -109,7 +112,9 @@ def doctors_invite(doctor_id: int, png: str | None, days: int | None, db: str | 
     doctor = book.get(doctor_id)
     if doctor is None or doctor.removed:
         raise click.ClickException(f"no active doctor with id {doctor_id}")
-    link = invite_link(username, book.invite(doctor.id, system_clock(), days))
+    now = system_clock()
+    link = invite_link(username, book.invite(doctor.id, now, days))
+    book.audit("cli", "invite", now, doctor_id=doctor.id, detail=f"expires in {days} days" if days else "")
     click.echo(link)
     if png:
         Path(png).write_bytes(qr_png(link))
