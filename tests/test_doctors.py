@@ -17,6 +17,7 @@ from zjcare_guide.doctors import DOCTOR_PREFIX, Doctors, InviteError
 from zjcare_guide.guide import Guide
 from zjcare_guide.identity import Actor
 from zjcare_guide.outbound import Blocked, Failed, SendResult, Sent
+from zjcare_guide.outbox import visit_reminder_times
 from zjcare_guide.reminders import Counts, Policy, Reminders
 from zjcare_guide.replies import Action, Command, Press, Reply, Session, Text
 from zjcare_guide.store import Store
@@ -230,6 +231,7 @@ async def test_a_visit_is_told_reminded_answered_and_the_doctor_hears(conv: Conv
     assert "已经过了" in bad.text
     [place] = conv.handle(Text("12月3日下午2点半", actor=DOCTOR_A), session)
     [note] = conv.handle(Press(place.actions()[0], actor=DOCTOR_A), session)  # 家中（上门访视）
+    assert "备注" in note.text or "准备" in note.text
     [preview] = conv.handle(Text("请准备好母子健康手册，宝宝高热惊厥史请告诉我", actor=DOCTOR_A), session)
     assert preview.kind != "urgent" and "12月3日" in preview.text and "14:30" in preview.text
     [saved] = conv.handle(Press(preview.actions()[0], actor=DOCTOR_A), session)
@@ -299,3 +301,16 @@ async def test_a_push_goes_to_the_chosen_families_within_the_daily_limit(conv: C
     conv.handle(Press(next(a for a in audience.actions() if a.arg == "all"), actor=DOCTOR_A), session)
     [over] = conv.handle(Text("通知", actor=DOCTOR_A), session)
     assert "超过了今天的发送上限" in over.text and not over.actions()
+
+
+@pytest.mark.parametrize("visit, expected", [
+    ("2026-12-05T14:30", {"visit_day": "2026-12-04T09:00", "visit_2h": "2026-12-05T12:30"}),
+    ("2026-12-05T09:30", {"visit_day": "2026-12-04T09:00", "visit_2h": "2026-12-05T08:00"}),  # 07:30 is quiet
+    ("2026-12-05T07:45", {"visit_day": "2026-12-04T09:00"}),  # quiet until after the visit: skipped
+    ("2026-12-01T15:00", {"visit_2h": "2026-12-01T13:00"}),  # the day before has passed
+])
+def test_visit_reminders_the_day_before_and_two_hours_before_quiet_hours_win(
+        visit: str, expected: dict[str, str]) -> None:
+    at = dt.datetime.fromisoformat(visit).replace(tzinfo=TZ)
+    times = visit_reminder_times(at, NOW, Policy())
+    assert {k: v.strftime("%Y-%m-%dT%H:%M") for k, v in times.items()} == expected

@@ -151,9 +151,10 @@ class Doctors:
                         [code, doctor_id, ts(now), expires])
         return code
 
-    def revoke(self, doctor_id: int, code: str, now: dt.datetime) -> bool:
-        cur = self.db.execute("update invites set revoked = ? where code = ? and doctor_id = ? and revoked is null",
-                              [ts(now), code, doctor_id])
+    def revoke(self, doctor_id: int | None, code: str, now: dt.datetime) -> bool:
+        """Revoke one invite (of this doctor, or of any when `doctor_id` is None). Signed families stay."""
+        cur = self.db.execute("update invites set revoked = ? where code = ? and revoked is null "
+                              "and (? is null or doctor_id = ?)", [ts(now), code, doctor_id, doctor_id])
         return bool(cur.rowcount)
 
     def invites(self, doctor_id: int) -> list[Invite]:

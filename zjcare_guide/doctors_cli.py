@@ -14,7 +14,7 @@ from .cli import main
 from .clock import TZ, system_clock
 from .directory_cli import _existing_store, _store, db_option
 from .doctor_flow import qr_png
-from .doctors import DOCTOR_PREFIX, Doctors, invite_link
+from .doctors import DOCTOR_PREFIX, INVITE_PREFIX, Doctors, invite_link
 from .identity import user_key
 
 
@@ -119,6 +119,24 @@ def doctors_invite(doctor_id: int, png: str | None, days: int | None, db: str | 
     if png:
         Path(png).write_bytes(qr_png(link))
         click.echo(f"QR code written to {png}")
+
+
+@doctors.command("revoke")
+@click.argument("link_or_code")
+@db_option
+def doctors_revoke(link_or_code: str, db: str | None) -> None:
+    """Revoke an invite (a printed QR code that went astray): parents who open it are told it is void;
+    families already signed stay signed.
+
+    Example: zjcare-guide doctors revoke https://t.me/zjcare_bot?start=join_YeHY-XrftsryFsZhchAd
+    """
+    code = link_or_code.rsplit("start=", 1)[-1].removeprefix(INVITE_PREFIX).strip()
+    book = Doctors(_existing_store(db).db)
+    now = system_clock()
+    if not book.revoke(None, code, now):
+        raise click.ClickException("no live invite with that code")
+    book.audit("cli", "invite_revoked", now)
+    click.echo("invite revoked")
 
 
 @main.command()
