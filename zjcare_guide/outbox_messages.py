@@ -42,8 +42,8 @@ class OutboxMessages:
                 return Reply("notice", r.render("visit", step="answer", doctor=doctor, when=when_words(visit.at),
                                                 place=visit.place, state=visit.state, note=visit.note,
                                                 children=[c.nickname for c in children]))
-            if visit.state in ("reschedule", "cancelled") or (row.kind != "visit_new" and visit.at <= now):
-                return None
+            if visit.state in ("reschedule", "cancelled") or visit.at <= now:
+                return None  # nothing to tell once the visit is off or over (a notice held by quiet hours)
             buttons = ((Button(r.label("visit_confirm"), Action("visit_answer", str(visit.id), value=1)),
                         Button(r.label("visit_reschedule"), Action("visit_answer", str(visit.id), value=2))),)
             return Reply("notice", r.render("visit", step=row.kind, doctor=doctor, when=when_words(visit.at),
