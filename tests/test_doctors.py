@@ -22,6 +22,8 @@ from zjcare_guide.reminders import Counts, Policy, Reminders
 from zjcare_guide.replies import Action, Command, Press, Reply, Session, Text
 from zjcare_guide.store import Store
 
+from .test_reminders import register
+
 NOW = dt.datetime(2026, 12, 1, 10, 0, tzinfo=TZ)
 PARENT = Actor("test", "4242", "4242")
 OTHER_PARENT = Actor("test", "5151", "5151")
@@ -44,16 +46,7 @@ def doctors(store: Store) -> Doctors:
 
 
 def register_child(conv: Conversation, actor: Actor, nickname: str = "豆豆", birth: str = "2026-03-01") -> None:
-    session = Session()
-    [consent] = conv.handle(Command("child", actor=actor), session)
-    if any(a.kind == "child_consent" for a in consent.actions()):
-        conv.handle(Press(Action("child_consent", value=1), actor=actor), session)
-    else:
-        conv.handle(Press(Action("child_add"), actor=actor), session)
-    conv.handle(Text(nickname, actor=actor), session)
-    conv.handle(Text(birth, actor=actor), session)
-    conv.handle(Press(Action("child_sex", "n"), actor=actor), session)
-    conv.handle(Press(Action("child_preterm", "n"), actor=actor), session)
+    register(conv, Session(), nickname, birth, actor)
 
 
 def doctor(store: Store, actor: Actor, name: str = "王医生") -> int:

@@ -142,16 +142,24 @@ class DoctorFlow(BaseFeature):
         doctors.audit(turn.actor.user_key, "register", turn.now, doctor_id=doctor.id)
         return [self._say("registered", doctor=doctor)]
 
-    def _join_preview(self, turn: Turn, code: str) -> list[Reply]:
-        doctors, families = self.authority.doctors, self.authority.families
-        if doctors is None or families is None:
+    def _invited(self, turn: Turn, code: str) -> Doctor | list[Reply]:
+        """The doctor of a live invite, or the reply refusing it (checked at the preview and again at
+        the confirmation: an invite revoked in between is refused)."""
+        if self.authority.doctors is None or self.authority.families is None:
             return [self._say("unavailable")]
         if not self._private(turn):
             return [self._say("private_only")]
         try:
-            doctor = doctors.check_invite(code, turn.now)
+            return self.authority.doctors.check_invite(code, turn.now)
         except InviteError as exc:
             return [self._say("bad_invite", reason=exc.reason)]
+
+    def _join_preview(self, turn: Turn, code: str) -> list[Reply]:
+        doctor = self._invited(turn, code)
+        if isinstance(doctor, list):
+            return doctor
+        doctors, families = self.authority.doctors, self.authority.families
+        assert doctors is not None and families is not None
         family = families.get(turn.actor.user_key)
         previous = doctors.doctor_of(family.id) if family is not None else None
         if previous is not None and previous.id == doctor.id:
@@ -163,15 +171,11 @@ class DoctorFlow(BaseFeature):
                           doctor=doctor, children=children, previous=previous)]
 
     def _join_confirm(self, turn: Turn, action: Action) -> list[Reply]:
+        doctor = self._invited(turn, action.arg)
+        if isinstance(doctor, list):
+            return doctor
         doctors, families = self.authority.doctors, self.authority.families
-        if doctors is None or families is None:
-            return [self._say("unavailable")]
-        if not self._private(turn):
-            return [self._say("private_only")]
-        try:
-            doctor = doctors.check_invite(action.arg, turn.now)  # revoked since the preview: refused
-        except InviteError as exc:
-            return [self._say("bad_invite", reason=exc.reason)]
+        assert doctors is not None and families is not None
         family = families.get(turn.actor.user_key)
         if family is None or family.consent_at is None:
             # The preview said what is stored and who sees it: confirming is the consent.
