@@ -16,7 +16,15 @@ import click
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError
 
-from zjcare_guide.cli import config_from_env, content_option, load_guide, main, open_directory, open_store
+from zjcare_guide.cli import (
+    config_from_env,
+    content_option,
+    existing_store,
+    load_guide,
+    main,
+    open_directory,
+    open_store,
+)
 from zjcare_guide.clock import system_clock
 from zjcare_guide.config import Config, ConfigError
 from zjcare_guide.conversation import Conversation
@@ -98,7 +106,7 @@ def send_due(at: str | None, db: str | None, as_json: bool, content: str | None)
     config = config_from_env()
     moment = parse_at(at)
     guide = load_guide(content, moment.date().isoformat())
-    store = open_store(db or str(config.db_path))
+    store = existing_store(db) if db else open_store(str(config.db_path))  # a mistyped --db is an error
     book = Reminders(store.db)
     counts = asyncio.run(_send_due(config, guide, book, moment))
     if as_json:

@@ -34,7 +34,8 @@ def test_blind_sets(text: str, expect: str) -> None:
 
 
 @pytest.mark.parametrize("text, reason", [
-    ("农历三月初一", "lunar"), ("阴历八月十五", "lunar"), ("3月1号还是2号", "ambiguous"),
+    ("农历三月初一", "lunar"), ("阴历八月十五", "lunar"), ("三月初一", "lunar"), ("腊月廿三", "lunar"),
+    ("3月1号还是2号", "ambiguous"),
     ("2026年3月1日或者3月2日", "ambiguous"), ("2026年3月", "format"), ("两岁半", "format"), ("百", "format"),
     ("01/03/2026", "format"), ("2026年2月30日", "impossible"), ("今天能打疫苗吗", "format"),
     ("预产期是2027年1月5号", "expected"), ("大概3月1号左右", "ambiguous"),
@@ -43,6 +44,11 @@ def test_what_is_refused_and_why(text: str, reason: str) -> None:
     with pytest.raises(DateError) as err:
         parse_date(text, TODAY)
     assert err.value.reason == reason
+
+
+def test_a_solar_date_given_with_its_lunar_one_is_read() -> None:
+    assert parse_date("2026年3月1日 农历正月十三", TODAY) == dt.date(2026, 3, 1)
+    assert parse_date("2023年农历3月初3（阳历4月22）", TODAY) == dt.date(2023, 4, 22)
 
 
 def test_a_phone_number_beside_the_date_is_not_a_date() -> None:

@@ -21,6 +21,7 @@ from zjcare_guide.identity import Actor
 from zjcare_guide.outbound import Blocked, Failed, RetryAfter, SendResult, Sent
 from zjcare_guide.reminders import Policy, Reminders, process_id
 from zjcare_guide.replies import Action, Command, Press, Reply, Session, Text
+from zjcare_guide.schedule import plan
 from zjcare_guide.store import Store
 
 PARENT = Actor("test", "4242", "4242")
@@ -525,3 +526,41 @@ async def test_rows_for_items_no_longer_in_the_schedules_are_cancelled_not_sent(
     counts = await dispatcher(book, guide, out).run(at("2026-12-29"))
     assert counts.sent == 1 and len(out.delivered[0][1].buttons) == 1  # DTaP 1 only
     assert book.db.execute("select count(*) from reminders where reason = 'not in the plan'").fetchone()[0] == 1
+
+
+def test_a_live_vaccines_wait_never_turns_a_missed_bcg_into_a_reminder(book: Reminders, guide: Guide) -> None:
+    # MMR 1 recorded at almost 9 months; BCG (to be given before 3 months) was never recorded: the
+    # 28-day rule would move it after MMR, past its window — a catch-up for the clinic, not a reminder.
+    child = add(book, guide, "2026-03-01", now=at("2026-11-26", "10:00"))
+    book.families.record(child.id, "mmr-1", dt.date(2026, 11, 25), at("2026-11-26", "10:00"))
+    book.sync_child(child, guide.library.schedules, Policy(), at("2026-11-26", "10:00"))
+    assert rows(book, child, "bcg-1") == []
+    bcg = next(p for p in plan(guide.library.schedules, child.birth, {"mmr-1": dt.date(2026, 11, 25)},
+                               today=dt.date(2026, 11, 26)) if p.id == "bcg-1")
+    assert bcg.status == "overdue"
+
+
+def test_a_preterm_newborns_visit_is_within_three_days_of_discharge(guide: Guide) -> None:
+    items = {p.id: p for p in plan(guide.library.schedules, dt.date(2026, 11, 20), {}, today=dt.date(2026, 11, 24),
+                                   discharge=dt.date(2026, 11, 23), high_risk=True)}
+    assert (items["newborn-visit"].due, items["newborn-visit"].window_end) == (dt.date(2026, 11, 23),
+                                                                               dt.date(2026, 11, 26))
+
+
+def test_done_for_an_item_long_past_asks_the_date(guide: Guide, store: Store) -> None:
+    conv, session, child = registered(guide, store, at("2026-12-20", "10:00"))
+    [ask] = conv.handle(Press(Action("remind_done", f"{child.id}-bcg-1"), actor=PARENT), session)
+    assert "哪一天" in ask.text and Families(store.db).records(child.id) == {}
+    [done] = conv.handle(Text("2026-11-02", actor=PARENT), session)
+    assert "已记录" in done.text and Families(store.db).records(child.id) == {"bcg-1": dt.date(2026, 11, 2)}
+    assert "卡介苗" not in done.text.split("接下来")[-1]  # what comes next is ahead, not behind
+    [today] = conv.handle(Press(Action("remind_done", f"{child.id}-hepb-1", value=1), actor=PARENT), session)
+    assert Families(store.db).records(child.id)["hepb-1"] == dt.date(2026, 12, 20) and "已记录" in today.text
+
+
+async def test_a_dose_whose_earlier_dose_is_not_recorded_says_to_ask_first(book: Reminders, guide: Guide) -> None:
+    add(book, guide, "2026-11-01")
+    out = FakeOutbound()
+    await dispatcher(book, guide, out).run(at("2026-12-08"))  # the overdue reminder of HepB 2
+    [(_, reply)] = out.delivered
+    assert "乙肝疫苗第2剂（如果乙肝疫苗第1剂还没有接种，请先问接种门诊怎么补）" in reply.text

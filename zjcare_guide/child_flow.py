@@ -248,7 +248,7 @@ class ChildFlow(BaseFeature):
         if months <= 72:
             turn.session.age_months = months  # the known age feeds matching and the finder unasked
         items = stored_plan(self._guide().library.schedules, child.birth, self.families.records(child.id),
-                            today=turn.today, discharge=child.discharge)
+                            today=turn.today, discharge=child.discharge, high_risk=child.preterm)
         upcoming = [p for p in items if p.status in ("upcoming", "due")][:UPCOMING_SHOWN]
         # Items whose time passed before the child was registered are listed once, at registration
         # ("ask the clinic about a catch-up"); afterwards the timeline (/reminders) shows them.

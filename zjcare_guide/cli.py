@@ -91,6 +91,15 @@ def open_store(path: str | None) -> Store:
         raise click.ClickException(f"cannot open the database {target}: {exc}") from None
 
 
+def existing_store(path: str | None) -> Store:
+    """A database that must exist already (reading it, or naming it with --db): a mistyped path is an
+    error, not a new empty database."""
+    target = Path(path) if path else config_from_env().db_path
+    if not target.is_file():
+        raise click.ClickException(f"no database at {target}: give the bot's database with --db or $ZJCARE_DB")
+    return open_store(str(target))
+
+
 def load_guide(content: str | None, today: str | None = None) -> Guide:
     root = _content_dir(content)
     try:
@@ -205,9 +214,9 @@ def ask(question: str, age_months: int | None, as_json: bool, content: str | Non
 def chat(age_months: int | None, content: str | None) -> None:
     """Talk to the guide on the console, offline, no token needed.
 
-    Type a question; a number presses a button of the last reply; /topics, /age N, /find, /report,
-    /places N (operators), /cancel, /help, /quit; share a location with /loc LATITUDE LONGITUDE
-    (WGS-84), e.g. /loc 29.71 120.24.
+    Type a question; a number presses a button of the last reply; /topics, /age N, /find, /child,
+    /reminders, /pause, /resume, /report, /places N (operators), /cancel, /help, /quit; share a location
+    with /loc LATITUDE LONGITUDE (WGS-84), e.g. /loc 29.71 120.24.
 
     Example: zjcare-guide chat --age-months 8
     """

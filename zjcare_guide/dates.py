@@ -73,16 +73,23 @@ def parse_date(text: str, today: dt.date) -> dt.date:
     """The one date in `text`, read as described in the module docstring; a date without a year is
     the most recent such day not after `today`. Raises DateError (format, ambiguous, lunar, impossible);
     checking future or too-old dates is the caller's."""
+    # Lunar words are looked for before numerals are converted (初一 would become 初1).
+    raw = unicodedata.normalize("NFKC", text)
     t = normalise(text)
     if _EXPECTED.search(t):
         raise DateError("expected")
-    if _LUNAR.search(t):
+    if (lunar := _LUNAR.search(raw)) is not None:
         solar = _SOLAR.search(t)
-        if solar is None:
-            raise DateError("lunar")
-        solar_year = re.search(r"(?<!\d)(\d{4})\s*年", t[:solar.start()])
-        t = (f"{solar_year.group(1)}年" if solar_year else "") + t[solar.end():]
-        if _LUNAR.search(t):
+        before = normalise(raw[:lunar.start()])
+        if solar is not None:
+            # "2023年农历3月初3（阳历4月22）": the solar date, with the year given before it.
+            solar_year = re.search(r"(?<!\d)(\d{4})\s*年", t[:solar.start()])
+            t = (f"{solar_year.group(1)}年" if solar_year else "") + t[solar.end():]
+            if _LUNAR.search(t):
+                raise DateError("lunar")
+        elif _FULL.search(before) or _COMPACT.search(before):
+            t = before  # "2026年3月1日 农历正月十三": the solar date comes first
+        else:
             raise DateError("lunar")
     found: list[dt.date | None] = []
     spans: list[tuple[int, int]] = []

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .cli import _today, config_from_env, content_option, main, open_directory, open_store
+from .cli import _today, config_from_env, content_option, existing_store, main, open_directory, open_store
 from .identity import user_key
 from .institutions import DEFAULT_RADIUS_KM, FORMS, LISTED, Directory, Filters, Hit
 from .registry_import import ImportFileError, export_file, import_file, write_rows
@@ -30,11 +30,7 @@ def _store(db: str | None) -> Store:
 
 
 def _existing_store(db: str | None) -> Store:
-    """A database that must exist already: reading must not create an empty one at a mistyped path."""
-    target = Path(db) if db else config_from_env().db_path
-    if not target.is_file():
-        raise click.ClickException(f"no database at {target}: give the bot's database with --db or $ZJCARE_DB")
-    return open_store(str(target))
+    return existing_store(db)
 
 
 @main.group()

@@ -54,9 +54,11 @@ class Content:
     renderer: Renderer
 
 
-def compose(rows: Sequence[Row], children: Mapping[int, Child], content: Content, today: dt.date) -> Reply:
+def compose(rows: Sequence[Row], children: Mapping[int, Child], content: Content, today: dt.date,
+            records: Mapping[int, Mapping[str, dt.date]] | None = None) -> Reply:
     """One family's reminder message: the items grouped by child and template, then one row of
-    ✅ 已完成 · ⏰ 推迟 · 🔕 buttons per item."""
+    ✅ 已完成 · ⏰ 推迟 · 🔕 buttons per item. A dose whose earlier dose is not recorded (`records`,
+    child id → item id → date) says to ask the clinic first if that one was not given."""
     items = {i.id: i for i in content.schedules}
     r = content.renderer
     parts: list[str] = []
@@ -66,9 +68,13 @@ def compose(rows: Sequence[Row], children: Mapping[int, Child], content: Content
         if item is not None and row.child_id in children:
             groups[(row.child_id, item.schedule.reminder, row.item_due)].append(item)
     for (child_id, template, due), group in groups.items():
+        done = (records or {}).get(child_id, {})
         parts.append(r.render(template, nickname=children[child_id].nickname, days_left=(due - today).days,
                               due=f"{due.month}月{due.day}日",
-                              items=[{"name": i.name, "dose": i.dose} for i in group]))
+                              items=[{"name": i.name, "dose": i.dose, "kind": i.kind,
+                                      "missing": [_dose_name(items[a.item]) for a in i.after
+                                                  if a.item in items and a.item not in done]}
+                                     for i in group]))
     buttons: list[tuple[Button, ...]] = []
     for row in rows:
         item = items.get(row.item_id)
@@ -83,6 +89,10 @@ def compose(rows: Sequence[Row], children: Mapping[int, Child], content: Content
                         Button(r.label("remind_mute"), Action("remind_mute", arg))))
     text = r.render("reminder", parts=parts)
     return Reply("reminder", text, tuple(buttons))
+
+
+def _dose_name(item: ScheduleItem) -> str:
+    return item.name + (f"第{item.dose}剂" if item.dose else "")
 
 
 def _supersede(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
@@ -191,8 +201,9 @@ class Dispatcher:
         if not keep:
             return
         ids = [r.id for r in keep]
+        records = {c: await self._db(families.records, c) for c in {r.child_id for r in keep}}
         try:
-            reply = compose(keep, children, content, now.astimezone(TZ).date())
+            reply = compose(keep, children, content, now.astimezone(TZ).date(), records)
         except Exception as exc:  # a template broken by an edit must not leave the rows `sending`
             log.exception("could not compose a reminder message")
             await self._give_up(self.reminders, ids, now, f"compose: {type(exc).__name__}", counts)

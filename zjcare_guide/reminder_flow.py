@@ -46,7 +46,7 @@ class ReminderPlanner:
 
     def plan(self, child: Child, today: dt.date) -> list[PlanItem]:
         return stored_plan(self._guide().library.schedules, child.birth, self.reminders.families.records(child.id),
-                           today=today, discharge=child.discharge)
+                           today=today, discharge=child.discharge, high_risk=child.preterm)
 
 
 class ReminderFlow(BaseFeature):
@@ -67,7 +67,7 @@ class ReminderFlow(BaseFeature):
         return (ActionSpec("reminders", "n", lambda t, a: self._timeline(t)),
                 ActionSpec("reminders_pause", "np", lambda t, a: self._pause(t, a.value == 1),
                            values=frozenset({0, 1})),
-                ActionSpec("remind_done", "nd", self._done, arg=ITEM_ARG),
+                ActionSpec("remind_done", "nd", self._done, arg=ITEM_ARG, values=frozenset({0, 1})),
                 ActionSpec("remind_snooze", "nz", self._snooze, arg=ITEM_ARG,
                            values=frozenset({0, *SNOOZE_DAYS})),
                 ActionSpec("remind_mute", "nm", self._mute, arg=ITEM_ARG),
@@ -111,6 +111,7 @@ class ReminderFlow(BaseFeature):
             out.append({"nickname": child.nickname,
                         "now": [_words(p, muted) for p in items if p.status in ("due", "overdue")],
                         "upcoming": [_words(p, muted) for p in items if p.status == "upcoming"][:UPCOMING_PER_CHILD],
+                        "later": max(0, sum(p.status == "upcoming" for p in items) - UPCOMING_PER_CHILD),
                         "done": sum(p.status == "done" for p in items)})
             # What is due or overdue can be recorded from here too (a late registration's birth doses).
             rows.extend((Button(r.label("remind_done", item=f"{child.nickname}·{_name(p)}"),
@@ -153,13 +154,22 @@ class ReminderFlow(BaseFeature):
         if found is None or self.families is None:
             return self._expired()
         _, child, item = found
+        if item.status == "overdue" and action.value == 0:
+            # Long past its time (a birth dose of a child registered late): today is unlikely to be the
+            # day it was done, and a wrong date moves later doses. Ask; "today" is one tap.
+            turn.session.state[self.name] = DoneDate(child.id, item.id)
+            turn.session.awaiting = self.name
+            r = self._r()
+            return [self._say("ask_date", ((Button(r.label("done_today"), Action("remind_done", action.arg,
+                                                                                   value=1)),),),
+                              nickname=child.nickname, item=_name(item))]
         return self._record(turn, child, item, turn.today, typed=False)
 
     def _record(self, turn: Turn, child: Child, item: PlanItem, day: dt.date, *, typed: bool) -> list[Reply]:
         assert self.families is not None and self.planner is not None
         self.families.record(child.id, item.id, day, turn.now)
         self.planner.sync(child, turn.now)
-        nxt = [p for p in self.planner.plan(child, turn.today) if p.status in ("upcoming", "due", "overdue")][:2]
+        nxt = [p for p in self.planner.plan(child, turn.today) if p.status in ("upcoming", "due")][:2]
         if typed:
             turn.session.awaiting = ""
             turn.session.state.pop(self.name, None)

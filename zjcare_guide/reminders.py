@@ -38,11 +38,14 @@ class Wanted:
 
 def wanted(child: Child, items: Iterable[PlanItem], muted: set[str], policy: Policy) -> list[Wanted]:
     """Every reminder a child's plan asks for, past ones included (the caller keeps the future ones):
-    before / on / after the due day of each item not done, not muted and still given."""
+    before / on / after the due day of each item not done, not muted, still given and not overdue
+    beyond its window (a catch-up the clinic settles)."""
     out: list[Wanted] = []
     for p in items:
         if p.status in ("done", "not_given") or p.id in muted:
             continue
+        if p.window_end is not None and p.due > p.window_end:
+            continue  # pushed past its window (a live vaccine's wait): the clinic settles the catch-up
         days = {"due": p.due, "overdue": p.due + dt.timedelta(days=policy.overdue_days)}
         if policy.before_days > 0:
             days["before"] = p.due - dt.timedelta(days=policy.before_days)
@@ -99,7 +102,7 @@ class Reminders(Deliveries):
         added. Rows already sent, or whose time has passed, are left as they are: a child registered
         late is not sent reminders for what is long past. Returns the number of rows added or brought back."""
         items = stored_plan(schedules, child.birth, self.families.records(child.id),
-                            today=now.astimezone(TZ).date(), discharge=child.discharge)
+                            today=now.astimezone(TZ).date(), discharge=child.discharge, high_risk=child.preterm)
         want = wanted(child, items, self.muted(child.id), policy)
         keys = {(w.item_id, w.kind, w.item_due.isoformat()) for w in want}
         added = 0

@@ -8,7 +8,7 @@ import json
 
 import click
 
-from .cli import main, open_store
+from .cli import existing_store, main
 from .clock import TZ, system_clock
 from .reminders import STATES, Reminders
 
@@ -39,7 +39,7 @@ def reminders_status(db: str | None, as_json: bool) -> None:
 
     Example: zjcare-guide reminders status
     """
-    book = Reminders(open_store(db).db)
+    book = Reminders(existing_store(db).db)
     counts = book.status()
     failed = book.failed()
     if as_json:

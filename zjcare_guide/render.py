@@ -36,8 +36,8 @@ REQUIRED_LABELS = ("feedback_up", "feedback_down", "more", "prev", "next", "topi
                    "command_cancel", "places_button", "plan_done", "plan_upcoming", "plan_due", "plan_overdue",
                    "plan_not_given", "consent_yes", "consent_no", "child_add", "sex_f", "sex_m", "sex_skip",
                    "preterm_yes", "preterm_no", "edit_nickname", "edit_birth", "remove_child", "child_list",
-                   "remove_yes", "remove_no", "command_child", "set_discharge", "remind_done", "remind_snooze",
-                   "remind_mute",
+                   "remove_yes", "remove_no", "command_child", "set_discharge", "remind_done", "done_today",
+                   "remind_snooze", "remind_mute",
                    "snooze_days", "unmute", "reminders_pause", "reminders_resume", "command_reminders",
                    "command_pause", "command_resume", "join_yes", "join_no", "unlink_yes", "unlink_no", "no_children",
                    "visit_home",
@@ -80,7 +80,7 @@ _SAMPLE_BY_TEMPLATE: dict[str, dict[str, Any]] = {
              "counts": {"sent": 1, "failed": 1, "blocked": 0, "cancelled": 1, "pending": 0, "sending": 0}},
     "reminder": {"parts": ["**预防接种提醒**：小宝3天后（12月4日）可以接种：乙肝疫苗第2剂"]},
     "reminders": {"step": "timeline", "paused": True, "typed": False, "day": "2026年12月1日", "item": "乙肝疫苗第2剂",
-                  "children": [{"nickname": "豆豆", "done": 2, "now": [w], "upcoming": [w]} for w in (
+                  "children": [{"nickname": "豆豆", "done": 2, "now": [w], "upcoming": [w], "later": 3} for w in (
                       {"name": "乙肝疫苗第2剂", "due": "2026年12月4日", "status": "overdue", "muted": True,
                        "window_end": ""},)],
                   "next": [{"name": "乙肝疫苗第3剂", "due": "2027年4月30日"}]},
@@ -104,7 +104,9 @@ _SAMPLE: dict[str, Any] = {
         "today": dt.date(2026, 12, 1), "nothing": False, "old": "阮市",
         # Reminders and plans.
         "nickname": "小宝", "days_left": 3, "due": "12月4日",
-        "items": [{"name": "乙肝疫苗", "dose": 2}, {"name": "满月健康检查", "dose": None}],
+        "items": [{"name": "乙肝疫苗", "dose": 2, "kind": "vaccine", "missing": ["乙肝疫苗第1剂"]},
+                  {"name": "新生儿家庭访视", "dose": None, "kind": "visit", "missing": []},
+                  {"name": "满月健康检查", "dose": None, "kind": "checkup", "missing": []}],
         "children": [("豆豆", "8个月")], "again": True, "age": "8个月", "added": True, "updated": False,
         "preterm": True, "upcoming": [{"name": "乙肝疫苗第3剂", "due": "2026年9月1日"}],
         "missed": [{"name": "满月健康检查", "due": "2026年3月29日"}], "cases": ["示例情况"],

@@ -64,6 +64,7 @@ class ScheduleItem:
     age: Age  # earliest recommended age
     complete_by: Age | None  # to be completed before this age (the window ends the day before)
     window: Age | None  # or: the window ends at this age (a visit within 7 days)
+    window_high_risk: Age | None  # the shorter window for a high-risk (preterm) newborn
     until: Age | None  # from this age on the item is no longer given
     after: tuple[Interval, ...]
     live: bool  # an injectable live vaccine
@@ -111,12 +112,17 @@ class PlanItem:
 
 
 def plan(schedule_items: Iterable[ScheduleItem], birth: dt.date, done: Mapping[str, dt.date] | None = None, *,
-         today: dt.date, discharge: dt.date | None = None) -> list[PlanItem]:
+         today: dt.date, discharge: dt.date | None = None, high_risk: bool = False) -> list[PlanItem]:
     """The plan of one child, in due order.
 
     `done` maps item ids to the dates they were given or done; `discharge` is the day the newborn came
-    home (the visit is then due from it). Raises ValueError for a birth date after `today`, a done date
-    before birth or after `today`, or an unknown item id."""
+    home (the visit is then due from it); `high_risk` (born preterm) shortens the newborn visit's window
+    to 3 days (child-health-checks.md: "high-risk newborns within 3 days").
+
+    An item whose due date falls after the end of its window (a live vaccine's 28-day wait pushing BCG
+    past 3 months, say) is a catch-up for the clinic to settle: it shows as overdue, never as due.
+    Raises ValueError for a birth date after `today`, a done date before birth or after `today`, or an
+    unknown item id."""
     done = dict(done or {})
     if birth > today:
         raise ValueError("the birth date is in the future")
@@ -144,21 +150,25 @@ def plan(schedule_items: Iterable[ScheduleItem], birth: dt.date, done: Mapping[s
         if item.complete_by is not None:
             window_end = item.complete_by.after(birth) - dt.timedelta(days=1)
         elif item.window is not None:
-            window_end = item.window.after(start)
+            window = item.window_high_risk if high_risk and item.window_high_risk is not None else item.window
+            window_end = window.after(start)
+            due = min(due, window_end)
+        status = _status(item, due, done.get(item.id), birth, today)
+        if status in ("due", "upcoming") and window_end is not None and due > window_end:
+            status = "overdue"
         out.append(PlanItem(item.id, item.kind, item.name, item.dose, due, window_end, done.get(item.id),
-                            _status(item, due, done.get(item.id), birth, today), item.note,
-                            item.schedule.source))
+                            status, item.note, item.schedule.source))
     return sorted(out, key=lambda p: (p.due, p.kind != "visit", p.id))
 
 
 def stored_plan(schedule_items: Sequence[ScheduleItem], birth: dt.date, records: Mapping[str, dt.date], *,
-                today: dt.date, discharge: dt.date | None = None) -> list[PlanItem]:
+                today: dt.date, discharge: dt.date | None = None, high_risk: bool = False) -> list[PlanItem]:
     """`plan` for a registered child: records the schedules no longer have (an item renamed in a new
     edition) or outside birth..today are left out instead of failing the whole plan — they stay stored."""
     known = {i.id for i in schedule_items}
     kept = {k: v for k, v in records.items() if k in known and birth <= v <= today}
     return plan(schedule_items, birth, kept, today=today, discharge=discharge if discharge and discharge >= birth
-                else None)
+                else None, high_risk=high_risk)
 
 
 def _after_live_doses(item: ScheduleItem, due: dt.date, listed: list[ScheduleItem],
@@ -286,7 +296,7 @@ def _item(path: Path, raw: Any, node: Any, schedule: Schedule, problems: list[Pr
     if kind == "vaccine" and (not isinstance(dose, int) or isinstance(dose, bool) or dose < 1):
         problems.append(Problem(path, at, f"{item_id}: a vaccine item has its dose number"))
     ages: dict[str, Age | None] = {}
-    for key in ("age", "complete_by", "window", "until"):
+    for key in ("age", "complete_by", "window", "window_high_risk", "until"):
         if key in raw:
             ages[key] = _age(raw[key])
             if ages[key] is None:
@@ -310,6 +320,7 @@ def _item(path: Path, raw: Any, node: Any, schedule: Schedule, problems: list[Pr
     includes = raw.get("includes") or []
     return ScheduleItem(
         id=item_id, kind=kind, name=name.strip(), dose=dose if kind == "vaccine" else None, age=age,
-        complete_by=complete_by, window=window, until=ages.get("until"), after=tuple(after),
+        complete_by=complete_by, window=window, window_high_risk=ages.get("window_high_risk"),
+        until=ages.get("until"), after=tuple(after),
         live=bool(raw.get("live", False)), from_discharge=bool(raw.get("from_discharge", False)),
         includes=tuple(str(i) for i in includes), note=str(raw.get("note") or "").strip(), schedule=schedule)
