@@ -119,3 +119,21 @@ def test_actions_matrix(world: tuple[Conversation, Store], data: st.DataObject) 
             [reply] = conv.handle(Press(action, actor=actor), Session())
             assert REFUSALS[spec.permission] in reply.text, (role, spec.kind, reply.text)
             assert dump(store) == before, (role, spec.kind)
+
+
+def test_a_doctor_cannot_act_on_another_doctors_family(world: tuple[Conversation, Store]) -> None:
+    """Every doctor button that names a family (its argument is a family id), pressed by doctor B with
+    doctor A's family: refused, nothing changed — found from the registry, not listed by hand."""
+    conv, store = world
+    family = conv.authority.families.get(ACTORS["parent"].user_key)  # type: ignore[union-attr]
+    assert family is not None
+    family_actions = [s for s in conv.router.action_specs() if s.permission == "doctor" and s.arg == r"\d{1,9}"]
+    assert family_actions  # visit_family at least
+    for spec in family_actions:
+        before = dump(store)
+        [reply] = conv.handle(Press(Action(spec.kind, str(family.id)), actor=ACTORS["doctor_b"]), Session())
+        assert "没有与您签约" in reply.text, spec.kind
+        assert dump(store) == before, spec.kind
+        # Doctor A, whose family it is, gets past the check.
+        [ok] = conv.handle(Press(Action(spec.kind, str(family.id)), actor=ACTORS["doctor_a"]), Session())
+        assert "没有与您签约" not in ok.text, spec.kind
