@@ -307,3 +307,17 @@ def test_visit_reminders_the_day_before_and_two_hours_before_quiet_hours_win(
     at = dt.datetime.fromisoformat(visit).replace(tzinfo=TZ)
     times = visit_reminder_times(at, NOW, Policy())
     assert {k: v.strftime("%Y-%m-%dT%H:%M") for k, v in times.items()} == expected
+
+
+def test_cancel_under_a_push_preview_sends_nothing(conv: Conversation, store: Store) -> None:
+    doctor_id = doctor(store, DOCTOR_A)
+    register_child(conv, PARENT)
+    join(conv, PARENT, doctors(store).invite(doctor_id, NOW))
+    session = Session()
+    [audience] = conv.handle(Command("push", actor=DOCTOR_A), session)
+    conv.handle(Press(next(a for a in audience.actions() if a.arg == "all"), actor=DOCTOR_A), session)
+    [preview] = conv.handle(Text("周六体检", actor=DOCTOR_A), session)
+    send, cancel = preview.actions()
+    conv.handle(Press(cancel, actor=DOCTOR_A), session)
+    [late] = conv.handle(Press(send, actor=DOCTOR_A), session)
+    assert "过期" in late.text and store.db.execute("select count(*) from pushes").fetchone()[0] == 0

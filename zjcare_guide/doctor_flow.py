@@ -102,7 +102,14 @@ class DoctorFlow(BaseFeature):
                 ActionSpec("visit_save", "vs", self._visit_save, permission="doctor"),
                 ActionSpec("visit_answer", "va", self._visit_answer, arg=r"\d{1,9}", values=frozenset({1, 2})),
                 ActionSpec("push_audience", "pa", self._push_audience, arg="all|overdue|age", permission="doctor"),
-                ActionSpec("push_send", "pg", self._push_send, permission="doctor"))
+                ActionSpec("push_send", "pg", self._push_send, permission="doctor"),
+                ActionSpec("doctor_cancel", "dc", self._cancel, permission="doctor"))
+
+    def _cancel(self, turn: Turn, action: Action) -> list[Reply]:
+        """取消 under a visit or push preview: the draft is dropped, nothing is sent."""
+        turn.session.state.pop(self.name, None)
+        turn.session.awaiting = ""
+        return [Reply("notice", self._r().render("cancelled", nothing=False))]
 
     def _r(self) -> Renderer:
         return self._guide().renderer
@@ -347,7 +354,7 @@ class DoctorFlow(BaseFeature):
             draft.note, draft.step = " ".join(text.split())[:200], "visit_ready"
             turn.session.awaiting = ""
             return [self._say("visit_preview", ((Button(r.label("visit_save"), Action("visit_save")),
-                                                 Button(r.label("cancel"), Action("help"))),),
+                                                 Button(r.label("cancel"), Action("doctor_cancel"))),),
                               when=when_words(draft.at) if draft.at else "", place=draft.place, note=draft.note,
                               children=self._statuses(draft.family_id or 0, turn.today))]
         return [self._say("use_buttons")]
@@ -422,7 +429,7 @@ class DoctorFlow(BaseFeature):
         doctor = self._me(turn)
         left = self.policy.push_daily_limit - (self.outbox.delivered_today(doctor.id, turn.now) if self.outbox else 0)
         buttons = ((Button(r.label("push_send", count=len(targets)), Action("push_send")),
-                    Button(r.label("cancel"), Action("help"))),) if targets and len(targets) <= left else ()
+                    Button(r.label("cancel"), Action("doctor_cancel"))),) if targets and len(targets) <= left else ()
         return [self._say("push_preview", buttons, doctor=doctor, text=body, count=len(targets), left=left,
                           audience=_audience_words(draft))]
 
