@@ -1,12 +1,17 @@
 """A fake Telegram Bot API server on 127.0.0.1 (aiohttp), with real long-poll getUpdates.
 
-It answers the calls the bot makes, records every sendMessage, and rejects — with the 400 the real
-API gives — anything Telegram would reject (see telegram_rules).
+It answers the calls the bot makes, records every sendMessage, sendVenue and sendPhoto (`sent`; a photo
+is uploaded as multipart/form-data, its file recorded as an `UploadedFile`) and every editMessageText
+(`edits`), and rejects — with the 400 the real API gives — anything Telegram would reject (see
+telegram_rules; an edit of a message the chat does not have, of a message without text, or one that
+changes nothing: "message is not modified").
 
-Faults, for the reminder dispatcher's tests: scripted error answers to the next sendMessage calls
-(`fail`, any chat or one chat), chats that blocked the bot (`blocked`, always 403), a limit of messages
-per rolling second above which it answers 429 (`rate_limit`), and a slow answer (`delay`: the message is
-delivered at once, the answer comes `delay` seconds later, as when a response is slow or lost)."""
+Faults, for the dispatcher's tests: scripted error answers to the next sendMessage (and sendPhoto) calls
+(`fail`, any chat or one chat), chats that blocked the bot (`blocked`, always 403) or that Telegram does
+not know (`not_found`, always 400 "chat not found"), a limit of messages per rolling second above which
+it answers 429 (`rate_limit`; edits count and are limited too), and a slow answer (`delay`: the message
+is delivered at once, the answer comes `delay` seconds later, as when a response is slow or lost).
+Edits get the blocked, not-found and rate-limit answers, never the scripted ones."""
 
 from __future__ import annotations
 
@@ -20,9 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 
 from .fakes import BOT_USER, sent_message
-from .telegram_rules import send_message_problems, send_venue_problems
+from .telegram_rules import html_problems, send_message_problems, send_venue_problems, utf16_len
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,52 @@ def too_many_requests(retry_after: int = 1) -> Fault:
 SERVER_ERROR = Fault(500, "Internal Server Error")
 BAD_GATEWAY = Fault(502, "Bad Gateway")
 BLOCKED = Fault(403, "Forbidden: bot was blocked by the user")
+CHAT_NOT_FOUND = Fault(400, "Bad Request: chat not found")
+NOT_MODIFIED = ("message is not modified: specified new message content and reply markup are exactly the "
+                "same as a content and reply markup of the current message")
+MAX_PHOTO_BYTES = 10 * 1024 * 1024  # Telegram's limit for a photo uploaded with sendPhoto
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file field of a multipart/form-data call (sendPhoto's `photo`)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def send_photo_problems(params: dict[str, Any]) -> list[str]:
+    """Why Telegram would answer 400 to this sendPhoto, if it would."""
+    problems: list[str] = []
+    photo = params.get("photo")
+    if isinstance(photo, UploadedFile):
+        if not photo.data.startswith(_IMAGE_MAGIC) and not (photo.data[:4] == b"RIFF" and photo.data[8:12] == b"WEBP"):
+            problems.append("IMAGE_PROCESS_FAILED")
+        if len(photo.data) > MAX_PHOTO_BYTES:
+            problems.append(f"photo is too big ({len(photo.data)} bytes)")
+    elif not isinstance(photo, str) or not photo.strip():
+        problems.append("there is no photo in the request")
+    caption = str(params.get("caption") or "")
+    if params.get("parse_mode") == "HTML":
+        errors, visible = html_problems(caption)
+        problems += errors
+    else:
+        visible = caption
+    if utf16_len(visible) > 1024:
+        problems.append(f"message caption is too long ({utf16_len(visible)})")
+    # The keyboard's rules are sendMessage's (its text is checked above as the caption).
+    problems += send_message_problems({"text": "-", "reply_markup": params.get("reply_markup")})
+    return problems
+
+
+def _markup(value: Any) -> Any:
+    """A reply_markup as sent (a JSON string in form data, an object in JSON), for comparison."""
+    if isinstance(value, str):
+        with contextlib.suppress(json.JSONDecodeError):
+            return json.loads(value)
+    return value or None
 
 
 class FakeBotApi:
@@ -54,8 +106,12 @@ class FakeBotApi:
         self.token = token
         self.updates: list[dict[str, Any]] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []  # sendMessage, sendVenue and sendPhoto calls delivered
+        self.sent_ids: list[int] = []  # the message id Telegram gave each of `sent`
+        self.edits: list[dict[str, Any]] = []  # editMessageText calls accepted (chat_id, message_id int)
         self.rejected: list[tuple[str, list[str]]] = []
+        # What each chat holds, by (chat id, message id): its method and current text and keyboard.
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._new = asyncio.Event()
         self._message_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -64,6 +120,7 @@ class FakeBotApi:
         self.faults: deque[Fault] = deque()  # answers to the next sendMessage calls, to any chat
         self.chat_faults: dict[int, deque[Fault]] = {}  # answers to the next sendMessage calls to one chat
         self.blocked: set[int] = set()  # chats that blocked the bot: every sendMessage to them is a 403
+        self.not_found: set[int] = set()  # chats Telegram does not know: every sendMessage is a 400
         self.rate_limit: int | None = None  # messages delivered per rolling second, above it a 429
         self.delay = 0.0  # seconds between delivering a message and answering the call
         self.faulted: list[tuple[int, int]] = []  # (chat id, status) of every error answered by the above
@@ -117,17 +174,23 @@ class FakeBotApi:
         """The messages delivered to one chat."""
         return [p for p in self.sent if int(p["chat_id"]) == chat_id]
 
-    def _fault(self, params: dict[str, Any]) -> Fault | None:
-        """The error this sendMessage gets instead of being delivered, if any."""
+    def edits_of(self, chat_id: int, message_id: int | None = None) -> list[dict[str, Any]]:
+        """The edits accepted in one chat (of one message), in order."""
+        return [p for p in self.edits if p["chat_id"] == chat_id and message_id in (None, p["message_id"])]
+
+    def _fault(self, params: dict[str, Any], scripted: bool = True) -> Fault | None:
+        """The error this sendMessage (sendPhoto; edit, not `scripted`) gets instead of being delivered, if any."""
         try:
             chat_id = int(params.get("chat_id", 0))
         except (TypeError, ValueError):
             return None
         if chat_id in self.blocked:
             return BLOCKED
-        if queue := self.chat_faults.get(chat_id):
+        if chat_id in self.not_found:
+            return CHAT_NOT_FOUND
+        if scripted and (queue := self.chat_faults.get(chat_id)):
             return queue.popleft()
-        if self.faults:
+        if scripted and self.faults:
             return self.faults.popleft()
         if self.rate_limit is not None:
             now = time.monotonic()
@@ -140,10 +203,13 @@ class FakeBotApi:
     async def _params(self, request: web.Request) -> dict[str, Any]:
         if request.content_type == "application/json":
             return dict(await request.json())
-        form = await request.post()
+        form = await request.post()  # urlencoded or multipart/form-data (a file upload)
         out: dict[str, Any] = {}
         for key, value in form.items():
-            text = value if isinstance(value, str) else ""
+            if isinstance(value, FileField):
+                out[key] = UploadedFile(value.filename, value.content_type, value.file.read())
+                continue
+            text = value if isinstance(value, str) else bytes(value).decode("utf-8", "replace")
             try:
                 out[key] = json.loads(text) if text[:1] in "[{" else text
             except json.JSONDecodeError:
@@ -162,24 +228,60 @@ class FakeBotApi:
             return self._ok(True)
         if method == "getUpdates":
             return self._ok(await self._get_updates(params))
-        if method == "sendMessage" and (fault := self._fault(params)) is not None:
-            self.faulted.append((int(params["chat_id"]), fault.status))
+        if method in ("sendMessage", "sendPhoto", "editMessageText") \
+                and (fault := self._fault(params, scripted=method != "editMessageText")) is not None:
+            self.faulted.append((int(params.get("chat_id", 0)), fault.status))
             return fault.response()
-        if method in ("sendMessage", "sendVenue"):
-            problems = (send_message_problems if method == "sendMessage" else send_venue_problems)(params)
-            if problems:
-                self.rejected.append((method, problems))
-                return web.json_response({"ok": False, "error_code": 400,
-                                          "description": "Bad Request: " + "; ".join(problems)}, status=400)
+        if method == "editMessageText":
+            return self._edit(params)
+        if method in ("sendMessage", "sendVenue", "sendPhoto"):
+            check = {"sendMessage": send_message_problems, "sendVenue": send_venue_problems,
+                     "sendPhoto": send_photo_problems}[method]
+            if problems := check(params):
+                return self._reject(method, problems)
             self.sent.append(params)
             answer = sent_message(method, params, next(self._message_ids))
-            if method == "sendMessage" and self.rate_limit is not None:
+            self.sent_ids.append(answer["message_id"])
+            self.messages[(answer["chat"]["id"], answer["message_id"])] = {
+                "method": method, "text": params.get("text"), "parse_mode": params.get("parse_mode"),
+                "reply_markup": _markup(params.get("reply_markup"))}
+            if method != "sendVenue" and self.rate_limit is not None:
                 self._delivered_at.append(time.monotonic())
-            if method == "sendMessage" and self.delay:
+            if method != "sendVenue" and self.delay:
                 await asyncio.sleep(self.delay)
             return self._ok(answer)
         self.rejected.append((method, ["method not supported by the fake"]))
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+
+    def _reject(self, method: str, problems: list[str]) -> web.Response:
+        self.rejected.append((method, problems))
+        return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: " + "; ".join(problems)},
+                                 status=400)
+
+    def _edit(self, params: dict[str, Any]) -> web.Response:
+        """editMessageText of a message the bot sent to a chat (inline messages are not supported)."""
+        try:
+            key = (int(params["chat_id"]), int(params["message_id"]))
+        except (KeyError, TypeError, ValueError):
+            return self._reject("editMessageText", ["message to edit not found"])
+        current = self.messages.get(key)
+        if current is None:
+            return self._reject("editMessageText", ["message to edit not found"])
+        if current["method"] != "sendMessage":
+            return self._reject("editMessageText", ["there is no text in the message to edit"])
+        if problems := send_message_problems(params):
+            return self._reject("editMessageText", problems)
+        new = {"method": "sendMessage", "text": params.get("text"), "parse_mode": params.get("parse_mode"),
+               "reply_markup": _markup(params.get("reply_markup"))}
+        if new == current:
+            return self._reject("editMessageText", [NOT_MODIFIED])
+        self.messages[key] = new
+        self.edits.append({**params, "chat_id": key[0], "message_id": key[1]})
+        if self.rate_limit is not None:
+            self._delivered_at.append(time.monotonic())
+        answer = sent_message("sendMessage", params, key[1])
+        answer["edit_date"] = int(time.time())
+        return self._ok(answer)
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)

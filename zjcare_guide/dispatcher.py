@@ -282,8 +282,9 @@ class Dispatcher:
                 if row.kind == "push" and touched.get(row.ref_id, 0) >= PROGRESS_EVERY:
                     await self._show_progress(row.ref_id)
                     touched[row.ref_id] = 0
-        for push_id in touched:
-            await self._show_progress(push_id)
+        for push_id, unseen in touched.items():
+            if unseen:  # rows settled since the last edit (Telegram refuses an edit that changes nothing)
+                await self._show_progress(push_id)
 
     async def _out_row(self, row: OutRow, now: dt.datetime, counts: Counts, touched: dict[int, int]) -> None:
         outbox = self.outbox
