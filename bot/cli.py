@@ -115,7 +115,7 @@ def send_due(at: str | None, db: str | None, as_json: bool, content: str | None)
     if counts.quiet:
         click.echo(f"quiet hours at {moment.isoformat(timespec='minutes')}: nothing sent")
         return
-    click.echo(f"sent {counts.sent} message(s) ({counts.rows_sent} reminders), failed {counts.failed}, "
+    click.echo(f"sent {counts.sent} message(s) ({counts.rows_sent} items), failed {counts.failed}, "
                f"blocked {counts.blocked}, to retry {counts.retrying}, too late to send {counts.late}")
     if counts.skipped:
         click.echo(f"{counts.skipped} family message(s) left pending: TELEGRAM_BOT_TOKEN is not set", err=True)

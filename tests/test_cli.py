@@ -118,3 +118,19 @@ def test_the_console_reads_lines_that_are_not_utf8(tmp_path: Path) -> None:
     done = subprocess.run([*_script(), "chat"], input=stdin, capture_output=True, env=env, timeout=120)
     assert done.returncode == 0 and b"Traceback" not in done.stderr
     assert "120" in done.stdout.decode()
+
+
+def test_doctors_invite_to_an_unwritable_png_creates_no_invite(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main as cli_main
+
+    db = str(tmp_path / "z.db")
+    runner = CliRunner()
+    added = runner.invoke(cli_main, ["doctors", "add", "--name", "王医生", "--clinic", "店口镇卫生院", "--db", db])
+    assert added.exit_code == 0
+    result = runner.invoke(cli_main, ["doctors", "invite", "1", "--png", str(tmp_path / "no" / "x.png"), "--db", db],
+                           env={"ZJCARE_BOT_USERNAME": "zjcare_bot"})
+    assert result.exit_code == 1 and "cannot write" in result.output and "Traceback" not in result.output
+    import sqlite3
+    assert sqlite3.connect(db).execute("select count(*) from invites").fetchone()[0] == 0

@@ -17,7 +17,7 @@ from zjcare_guide.doctors import DOCTOR_PREFIX, Doctors, InviteError
 from zjcare_guide.guide import Guide
 from zjcare_guide.identity import Actor
 from zjcare_guide.outbound import Blocked, Failed, SendResult, Sent
-from zjcare_guide.outbox import visit_reminder_times
+from zjcare_guide.outbox import Outbox, visit_reminder_times
 from zjcare_guide.reminders import Counts, Policy, Reminders
 from zjcare_guide.replies import Action, Command, Press, Reply, Session, Text
 from zjcare_guide.store import Store
@@ -321,3 +321,40 @@ def test_cancel_under_a_push_preview_sends_nothing(conv: Conversation, store: St
     conv.handle(Press(cancel, actor=DOCTOR_A), session)
     [late] = conv.handle(Press(send, actor=DOCTOR_A), session)
     assert "过期" in late.text and store.db.execute("select count(*) from pushes").fetchone()[0] == 0
+
+
+async def test_unlinking_calls_off_what_the_doctor_queued(conv: Conversation, store: Store, guide: Guide) -> None:
+    doctor_id = doctor(store, DOCTOR_A)
+    register_child(conv, PARENT)
+    join(conv, PARENT, doctors(store).invite(doctor_id, NOW))
+    only_visits_and_pushes(store)
+    family = Families(store.db).get(PARENT.user_key)
+    assert family is not None
+    Outbox(store.db).add_visit(doctor_id, family.id, family.address, NOW + dt.timedelta(days=4), "家中", "", NOW,
+                               Policy())
+    Outbox(store.db).add_push(doctor_id, "周六体检", "全部签约家庭", [(family.id, family.address)],
+                              DOCTOR_A.chat_key, NOW)
+    session = Session()
+    [confirm] = conv.handle(Command("unlink", actor=PARENT), session)
+    conv.handle(Press(next(a for a in confirm.actions() if a.kind == "unlink"), actor=PARENT), session)
+    out = Recorder()
+    await dispatch(store, guide, out, NOW + dt.timedelta(days=3, hours=1))
+    assert [a for a, _ in out.sent if a == PARENT.chat_key] == []  # no visit notice, reminder or push
+    assert store.db.execute("select state from visits").fetchone()[0] == "cancelled"
+
+
+def test_switching_doctors_audits_both_and_the_daily_limit_counts_queued_pushes(
+        conv: Conversation, store: Store) -> None:
+    a, b = doctor(store, DOCTOR_A), doctor(store, DOCTOR_B, "陈医生")
+    join(conv, PARENT, doctors(store).invite(a, NOW))
+    join(conv, PARENT, doctors(store).invite(b, NOW))
+    assert [r["action"] for r in doctors(store).audit_log(a)] == ["link", "unlink"]
+    conv.doctor_flow.policy = Policy(push_daily_limit=1)
+    for expected in ("已开始发送给1个家庭", "超过了今天的发送上限"):
+        session = Session()
+        [audience] = conv.handle(Command("push", actor=DOCTOR_B), session)
+        conv.handle(Press(next(x for x in audience.actions() if x.arg == "all"), actor=DOCTOR_B), session)
+        [preview] = conv.handle(Text("通知", actor=DOCTOR_B), session)
+        if preview.actions():
+            [preview] = conv.handle(Press(preview.actions()[0], actor=DOCTOR_B), session)
+        assert expected in preview.text

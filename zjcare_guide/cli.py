@@ -215,8 +215,9 @@ def chat(age_months: int | None, content: str | None) -> None:
     """Talk to the guide on the console, offline, no token needed.
 
     Type a question; a number presses a button of the last reply; /topics, /age N, /find, /child,
-    /reminders, /pause, /resume, /report, /places N (operators), /cancel, /help, /quit; share a location
-    with /loc LATITUDE LONGITUDE (WGS-84), e.g. /loc 29.71 120.24.
+    /reminders, /pause, /resume, /unlink, /report, /places N (operators), /invite, /families, /overdue,
+    /visit, /push (doctors), /cancel, /help, /quit; share a location with /loc LATITUDE LONGITUDE
+    (WGS-84), e.g. /loc 29.71 120.24.
 
     Example: zjcare-guide chat --age-months 8
     """

@@ -92,6 +92,7 @@ class DoctorFlow(BaseFeature):
     def actions(self) -> Sequence[ActionSpec]:
         return (ActionSpec("join", "j", self._join_confirm, arg=CODE_ARG),
                 ActionSpec("unlink", "ul", lambda t, a: self._unlink(t, "yes"), values=frozenset({1})),
+                ActionSpec("join_no", "jn", lambda t, a: [self._say("not_joined")]),
                 ActionSpec("families", "df", lambda t, a: self._families(t, a.page, overdue_only=a.value == 1),
                            pages=MAX_PAGES, values=frozenset({0, 1}), permission="doctor"),
                 ActionSpec("visit_pick", "vp", lambda t, a: self._visit_start(t, a.page), pages=MAX_PAGES,
@@ -109,7 +110,7 @@ class DoctorFlow(BaseFeature):
         """取消 under a visit or push preview: the draft is dropped, nothing is sent."""
         turn.session.state.pop(self.name, None)
         turn.session.awaiting = ""
-        return [Reply("notice", self._r().render("cancelled", nothing=False))]
+        return [self._say("doctor_cancelled")]
 
     def _r(self) -> Renderer:
         return self._guide().renderer
@@ -174,7 +175,7 @@ class DoctorFlow(BaseFeature):
         children = self._statuses(family.id, turn.today) if family is not None else []
         r = self._r()
         return [self._say("preview", ((Button(r.label("join_yes"), Action("join", code)),
-                                       Button(r.label("join_no"), Action("help"))),),
+                                       Button(r.label("join_no"), Action("join_no"))),),
                           doctor=doctor, children=children, previous=previous)]
 
     def _join_confirm(self, turn: Turn, action: Action) -> list[Reply]:
@@ -187,7 +188,10 @@ class DoctorFlow(BaseFeature):
         if family is None or family.consent_at is None:
             # The preview said what is stored and who sees it: confirming is the consent.
             family = families.consent(turn.actor.user_key, turn.actor.chat_key, turn.now)
-        doctors.link(family.id, doctor.id, turn.now)
+        previous = doctors.link(family.id, doctor.id, turn.now)
+        if previous is not None:
+            doctors.audit(turn.actor.user_key, "unlink", turn.now, doctor_id=previous, family_id=family.id,
+                          detail="signed with another doctor")
         doctors.audit(turn.actor.user_key, "link", turn.now, doctor_id=doctor.id, family_id=family.id)
         return [self._say("joined", doctor=doctor, children=self._statuses(family.id, turn.today))]
 
@@ -202,8 +206,8 @@ class DoctorFlow(BaseFeature):
         if args != "yes":
             r = self._r()
             return [self._say("confirm_unlink", ((Button(r.label("unlink_yes"), Action("unlink", value=1)),
-                                                  Button(r.label("unlink_no"), Action("help"))),), doctor=doctor)]
-        doctors.unlink(family.id)
+                                                  Button(r.label("unlink_no"), Action("join_no"))),), doctor=doctor)]
+        doctors.unlink(family.id, turn.now)
         doctors.audit(turn.actor.user_key, "unlink", turn.now, doctor_id=doctor.id, family_id=family.id)
         return [self._say("unlinked", doctor=doctor)]
 
@@ -422,16 +426,23 @@ class DoctorFlow(BaseFeature):
             return [self._say("push_text")]
         body = text.strip()
         if not body or len(body) > MAX_PUSH:
-            return [self._say("push_text", reason="length")]
+            return [self._say("push_text", reason="empty" if not body else "long", count=len(body))]
         draft.text, draft.step = body, "push_ready"
         turn.session.awaiting = ""
         targets = self._targets(turn, draft)
         doctor = self._me(turn)
-        left = self.policy.push_daily_limit - (self.outbox.delivered_today(doctor.id, turn.now) if self.outbox else 0)
+        left = self._left(doctor.id, turn.now)
         buttons = ((Button(r.label("push_send", count=len(targets)), Action("push_send")),
                     Button(r.label("cancel"), Action("doctor_cancel"))),) if targets and len(targets) <= left else ()
         return [self._say("push_preview", buttons, doctor=doctor, text=body, count=len(targets), left=left,
                           audience=_audience_words(draft))]
+
+    def _left(self, doctor_id: int, now: dt.datetime) -> int:
+        """Push messages the doctor may still send today: the limit less those delivered and those queued."""
+        if self.outbox is None:
+            return 0
+        return self.policy.push_daily_limit - self.outbox.delivered_today(doctor_id, now) \
+            - self.outbox.queued(doctor_id)
 
     def _targets(self, turn: Turn, draft: DoctorDraft) -> list[tuple[int, str]]:
         """The families the push goes to: the doctor's own, not paused, matching the audience."""
@@ -458,7 +469,7 @@ class DoctorFlow(BaseFeature):
             return [Reply("notice", self._r().render("expired"))]
         doctor = self._me(turn)
         targets = self._targets(turn, draft)  # again: a family may have unlinked since the preview
-        left = self.policy.push_daily_limit - self.outbox.delivered_today(doctor.id, turn.now)
+        left = self._left(doctor.id, turn.now)
         if len(targets) > left:
             return [self._say("push_limit", left=max(left, 0), count=len(targets))]
         if not targets:

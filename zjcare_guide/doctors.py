@@ -105,6 +105,9 @@ class Doctors:
                 return False
             self.db.execute("update invites set revoked = ? where doctor_id = ? and revoked is null",
                             [ts(now), doctor_id])
+            for family_id in self.family_ids(doctor_id):
+                self._call_off(family_id, doctor_id, now)
+                self.audit("cli", "unlink", now, doctor_id=doctor_id, family_id=family_id, detail="doctor removed")
             self.db.execute("delete from links where doctor_id = ?", [doctor_id])
             self.db.execute("delete from doctor_codes where doctor_id = ?", [doctor_id])
         return True
@@ -151,11 +154,15 @@ class Doctors:
                         [code, doctor_id, ts(now), expires])
         return code
 
-    def revoke(self, doctor_id: int | None, code: str, now: dt.datetime) -> bool:
-        """Revoke one invite (of this doctor, or of any when `doctor_id` is None). Signed families stay."""
-        cur = self.db.execute("update invites set revoked = ? where code = ? and revoked is null "
-                              "and (? is null or doctor_id = ?)", [ts(now), code, doctor_id, doctor_id])
-        return bool(cur.rowcount)
+    def revoke(self, doctor_id: int | None, code: str, now: dt.datetime) -> int | None:
+        """Revoke one invite (of this doctor, or of any when `doctor_id` is None). Signed families stay.
+        Returns the invite's doctor, or None when there was no live invite with that code."""
+        row = self.db.execute("select doctor_id from invites where code = ? and revoked is null "
+                              "and (? is null or doctor_id = ?)", [code, doctor_id, doctor_id]).fetchone()
+        if row is None:
+            return None
+        self.db.execute("update invites set revoked = ? where code = ?", [ts(now), code])
+        return int(row[0])
 
     def invites(self, doctor_id: int) -> list[Invite]:
         return [Invite(r[0], doctor_id, dt.datetime.fromisoformat(r[1]) if r[1] else None, r[2] is not None)
@@ -184,14 +191,37 @@ class Doctors:
         row = self.db.execute("select doctor_id from links where family_id = ?", [family_id]).fetchone()
         return self.get(row[0]) if row else None
 
-    def link(self, family_id: int, doctor_id: int, now: dt.datetime) -> None:
-        """Sign the family with this doctor, replacing any earlier doctor."""
-        self.db.execute("insert into links (family_id, doctor_id, since) values (?, ?, ?) on conflict(family_id) "
-                        "do update set doctor_id = excluded.doctor_id, since = excluded.since",
-                        [family_id, doctor_id, ts(now)])
+    def link(self, family_id: int, doctor_id: int, now: dt.datetime) -> int | None:
+        """Sign the family with this doctor, replacing any earlier doctor (whose queued visits and
+        messages to the family are called off). Returns the earlier doctor's id."""
+        with self.db.atomic():
+            previous = self.doctor_of(family_id)
+            if previous is not None and previous.id != doctor_id:
+                self._call_off(family_id, previous.id, now)
+            self.db.execute("insert into links (family_id, doctor_id, since) values (?, ?, ?) "
+                            "on conflict(family_id) do update set doctor_id = excluded.doctor_id, "
+                            "since = excluded.since", [family_id, doctor_id, ts(now)])
+        return previous.id if previous is not None and previous.id != doctor_id else None
 
-    def unlink(self, family_id: int) -> bool:
-        return bool(self.db.execute("delete from links where family_id = ?", [family_id]).rowcount)
+    def unlink(self, family_id: int, now: dt.datetime) -> bool:
+        """End the signing: the doctor sees nothing of the family any more, and whatever they queued for
+        it (visits, their reminders, pushes not yet sent) is called off."""
+        with self.db.atomic():
+            doctor = self.doctor_of(family_id)
+            if doctor is None:
+                return False
+            self._call_off(family_id, doctor.id, now)
+            self.db.execute("delete from links where family_id = ?", [family_id])
+        return True
+
+    def _call_off(self, family_id: int, doctor_id: int, now: dt.datetime) -> None:
+        self.db.execute("update visits set state = 'cancelled', answered_at = ? where family_id = ? and doctor_id = ? "
+                        "and state in ('scheduled', 'confirmed', 'reschedule')", [ts(now), family_id, doctor_id])
+        self.db.execute(
+            "update outbox set state = 'cancelled', reason = 'unsigned' where state = 'pending' and family_id = ? "
+            "and ((kind like 'visit%' and ref_id in (select id from visits where doctor_id = ?)) "
+            "or (kind = 'push' and ref_id in (select id from pushes where doctor_id = ?)))",
+            [family_id, doctor_id, doctor_id])
 
     def family_ids(self, doctor_id: int) -> list[int]:
         return [r[0] for r in self.db.execute("select family_id from links where doctor_id = ? order by since, "

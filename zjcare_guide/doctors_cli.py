@@ -52,8 +52,8 @@ def doctors_add(name: str, clinic: str, telegram_id: int | None, db: str | None)
         code = book.registration_code(doctor.id, now)
         start = f"{DOCTOR_PREFIX}{code}"
         username = _username()
-        where = f"https://t.me/{username}?start={start}" if username else f"/start {start}"
-        click.echo(f"registration (one time, 7 days): {where}")
+        click.echo(f"registration (one time, 7 days): the doctor sends /start {start} to the bot"
+                   + (f", or opens https://t.me/{username}?start={start}" if username else ""))
 
 
 @doctors.command("list")
@@ -108,6 +108,8 @@ def doctors_invite(doctor_id: int, png: str | None, days: int | None, db: str | 
     username = _username()
     if username is None:
         raise click.ClickException("set ZJCARE_BOT_USERNAME to the bot's @username (the link is t.me/<username>)")
+    if png and not (Path(png).parent.is_dir() and os.access(Path(png).parent, os.W_OK)):
+        raise click.ClickException(f"cannot write {png}: no such folder, or not writable (nothing was created)")
     book = Doctors(_existing_store(db).db)
     doctor = book.get(doctor_id)
     if doctor is None or doctor.removed:
@@ -117,7 +119,11 @@ def doctors_invite(doctor_id: int, png: str | None, days: int | None, db: str | 
     book.audit("cli", "invite", now, doctor_id=doctor.id, detail=f"expires in {days} days" if days else "")
     click.echo(link)
     if png:
-        Path(png).write_bytes(qr_png(link))
+        try:
+            Path(png).write_bytes(qr_png(link))
+        except OSError as exc:
+            book.revoke(doctor.id, link.rsplit(INVITE_PREFIX, 1)[-1], now)  # no live code nobody has seen
+            raise click.ClickException(f"cannot write {png}: {exc.strerror} (the invite was revoked)") from None
         click.echo(f"QR code written to {png}")
 
 
@@ -133,9 +139,10 @@ def doctors_revoke(link_or_code: str, db: str | None) -> None:
     code = link_or_code.rsplit("start=", 1)[-1].removeprefix(INVITE_PREFIX).strip()
     book = Doctors(_existing_store(db).db)
     now = system_clock()
-    if not book.revoke(None, code, now):
+    doctor_id = book.revoke(None, code, now)
+    if doctor_id is None:
         raise click.ClickException("no live invite with that code")
-    book.audit("cli", "invite_revoked", now)
+    book.audit("cli", "invite_revoked", now, doctor_id=doctor_id)
     click.echo("invite revoked")
 
 

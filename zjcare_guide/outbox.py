@@ -170,6 +170,13 @@ class Outbox(Deliveries):
             "select count(*) from outbox o join pushes p on p.id = o.ref_id where o.kind = 'push' and "
             "o.state = 'sent' and p.doctor_id = ? and o.sent_at >= ?", [doctor_id, ts(start)]).fetchone()[0])
 
+    def queued(self, doctor_id: int) -> int:
+        """Push messages of this doctor waiting to be sent (they count against the daily limit)."""
+        return int(self.db.execute(
+            "select count(*) from outbox o join pushes p on p.id = o.ref_id where o.kind = 'push' and "
+            "o.state in ('pending', 'sending') and o.reason != 'blocked' and p.doctor_id = ?",
+            [doctor_id]).fetchone()[0])
+
     # ------------------------------------------------------------ rows
 
     def _add(self, family_id: int | None, address: str, kind: str, ref_id: int, at: dt.datetime) -> None:

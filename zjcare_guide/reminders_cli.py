@@ -10,6 +10,7 @@ import click
 
 from .cli import existing_store, main
 from .clock import TZ, system_clock
+from .outbox import Outbox
 from .reminders import STATES, Reminders
 
 
@@ -39,18 +40,21 @@ def reminders_status(db: str | None, as_json: bool) -> None:
 
     Example: zjcare-guide reminders status
     """
-    book = Reminders(existing_store(db).db)
-    counts = book.status()
+    store = existing_store(db)
+    book = Reminders(store.db)
+    counts, doctors = book.status(), Outbox(store.db).status()
     failed = book.failed()
     if as_json:
-        click.echo(json.dumps({"states": counts, "failed": [
+        click.echo(json.dumps({"states": counts, "doctors_messages": doctors, "failed": [
             {"id": i, "item": item, "send_at": at, "reason": why} for i, item, at, why in failed]},
             ensure_ascii=False, indent=2))
         return
-    for state in STATES:
-        by_kind = counts.get(state, {})
-        detail = ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items()))
-        click.echo(f"{state:<10} {sum(by_kind.values()):>8}" + (f"  ({detail})" if detail else ""))
+    for title, table in (("reminders", counts), ("doctors' messages (visits, pushes)", doctors)):
+        click.echo(f"{title}:")
+        for state in STATES:
+            by_kind = table.get(state, {})
+            detail = ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items()))
+            click.echo(f"  {state:<10} {sum(by_kind.values()):>8}" + (f"  ({detail})" if detail else ""))
     if failed:
         click.echo("\nlatest failures:")
         for i, item, at, why in failed:

@@ -70,7 +70,7 @@ _SAMPLE_CHILD = {"nickname": "豆豆", "age": "8个月", "next_item": "麻腮风
 _SAMPLE_BY_TEMPLATE: dict[str, dict[str, Any]] = {
     "doctors": {"step": "preview", "doctor": _SAMPLE_DOCTOR, "previous": _SAMPLE_DOCTOR, "children": [_SAMPLE_CHILD],
                 "when": "12月5日（星期六）14:30", "place": "店口镇卫生院", "note": "", "state": "confirmed",
-                "text": "示例消息", "count": 3, "left": 1000, "audience": "全部签约家庭",
+                "text": "示例消息", "count": 3, "left": 1000, "audience": "全部签约家庭", "reason": "long",
                 "link": "https://t.me/example_bot?start=join_x", "overdue_only": True,
                 "families": [{"number": 1, "children": [_SAMPLE_CHILD]}]},
     "not_allowed": {"permission": "doctor"},
