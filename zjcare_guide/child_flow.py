@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .children import BirthDateError, Child, Families, Family, age_in_months, clean_nickname, parse_birth_date
-from .dates import DateError, parse_date
+from .children import (
+    BirthDateError,
+    Child,
+    Families,
+    Family,
+    age_in_months,
+    age_words,
+    clean_nickname,
+    parse_birth_date,
+)
+from .dates import DateError, day_words, parse_date
 from .guide import Guide
 from .reminder_flow import ReminderPlanner
 from .render import Renderer
@@ -38,7 +47,6 @@ class Draft:
     birth: dt.date | None = None
     sex: str = ""
     child_id: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class ChildFlow(BaseFeature):
@@ -103,10 +111,10 @@ class ChildFlow(BaseFeature):
         assert self.families is not None
         r = self._r()
         children = self.families.children(family.id)
-        rows: list[tuple[Button, ...]] = [(Button(f"{c.nickname}（{_age_words(c.birth, turn.today)}）",
+        rows: list[tuple[Button, ...]] = [(Button(f"{c.nickname}（{age_words(c.birth, turn.today)}）",
                                                   Action("child_view", str(c.id))),) for c in children]
         rows.append((Button(r.label("child_add"), Action("child_add")),))
-        return self._say("list", tuple(rows), children=[(c.nickname, _age_words(c.birth, turn.today))
+        return self._say("list", tuple(rows), children=[(c.nickname, age_words(c.birth, turn.today))
                                                         for c in children])
 
     # ------------------------------------------------------------ adding: nickname → birth → sex → preterm
@@ -262,7 +270,7 @@ class ChildFlow(BaseFeature):
         visit = next((p for p in items if p.kind == "visit"), None)
         if visit is not None and visit.status != "done" and (turn.today - child.birth).days <= DISCHARGE_ASKED_DAYS:
             rows = ((Button(r.label("set_discharge"), Action("child_edit", f"{child.id}-discharge")),), *rows)
-        return self._say("summary", rows, nickname=child.nickname, age=_age_words(child.birth, turn.today),
+        return self._say("summary", rows, nickname=child.nickname, age=age_words(child.birth, turn.today),
                          upcoming=[_item_words(p) for p in upcoming], missed=[_item_words(p) for p in missed],
                          added=added, updated=updated, preterm=child.preterm,
                          # What the tables do not settle (low birth weight, the old DTaP schedule…): said
@@ -271,14 +279,5 @@ class ChildFlow(BaseFeature):
                                 for c in s.cases] if added else [])
 
 
-def _age_words(birth: dt.date, today: dt.date) -> str:
-    months = age_in_months(birth, today)
-    if months == 0:
-        return f"{(today - birth).days}天"
-    if months < 24:
-        return f"{months}个月"
-    return f"{months // 12}岁" + (f"{months % 12}个月" if months % 12 else "")
-
-
 def _item_words(p: PlanItem) -> dict[str, str]:
-    return {"name": p.name + (f"第{p.dose}剂" if p.dose else ""), "due": f"{p.due.year}年{p.due.month}月{p.due.day}日"}
+    return {"name": p.label, "due": day_words(p.due)}

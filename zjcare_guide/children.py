@@ -53,6 +53,16 @@ def age_in_months(birth: dt.date, today: dt.date) -> int:
     return delta.years * 12 + delta.months
 
 
+def age_words(birth: dt.date, today: dt.date) -> str:
+    """An age as parents say it: 23天, 8个月, 2岁3个月."""
+    months = age_in_months(birth, today)
+    if months == 0:
+        return f"{(today - birth).days}天"
+    if months < 24:
+        return f"{months}个月"
+    return f"{months // 12}岁" + (f"{months % 12}个月" if months % 12 else "")
+
+
 @dataclass(frozen=True)
 class Child:
     id: int

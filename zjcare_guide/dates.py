@@ -69,6 +69,11 @@ def normalise(text: str) -> str:
     return re.sub(r"(\d\s*)([\u4e00-\u9fff])", unit, t)
 
 
+def day_words(day: dt.date) -> str:
+    """2026年3月1日."""
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
 def parse_date(text: str, today: dt.date) -> dt.date:
     """The one date in `text`, read as described in the module docstring; a date without a year is
     the most recent such day not after `today`. Raises DateError (format, ambiguous, lunar, impossible);

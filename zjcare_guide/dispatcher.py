@@ -72,7 +72,7 @@ def compose(rows: Sequence[Row], children: Mapping[int, Child], content: Content
         parts.append(r.render(template, nickname=children[child_id].nickname, days_left=(due - today).days,
                               due=f"{due.month}月{due.day}日",
                               items=[{"name": i.name, "dose": i.dose, "kind": i.kind,
-                                      "missing": [_dose_name(items[a.item]) for a in i.after
+                                      "missing": [items[a.item].label for a in i.after
                                                   if a.item in items and a.item not in done]}
                                      for i in group]))
     buttons: list[tuple[Button, ...]] = []
@@ -82,17 +82,13 @@ def compose(rows: Sequence[Row], children: Mapping[int, Child], content: Content
         if item is None or child is None:
             continue
         arg = f"{row.child_id}-{row.item_id}"
-        name = item.name + (f"第{item.dose}剂" if item.dose else "")
+        name = item.label
         who = f"{child.nickname}·" if len({c for c in (x.child_id for x in rows)}) > 1 else ""
         buttons.append((Button(r.label("remind_done", item=f"{who}{name}"), Action("remind_done", arg)),
                         Button(r.label("remind_snooze"), Action("remind_snooze", arg)),
                         Button(r.label("remind_mute"), Action("remind_mute", arg))))
     text = r.render("reminder", parts=parts)
     return Reply("reminder", text, tuple(buttons))
-
-
-def _dose_name(item: ScheduleItem) -> str:
-    return item.name + (f"第{item.dose}剂" if item.dose else "")
 
 
 def _supersede(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:

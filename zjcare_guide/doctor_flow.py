@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import segno
 
-from .children import Child, age_in_months
+from .children import Child, age_in_months, age_words
 from .dates import DateError, normalise, parse_appointment
 from .delivery import Policy
 from .doctors import DOCTOR_PREFIX, INVITE_PREFIX, Doctor, InviteError, invite_link
@@ -278,13 +278,10 @@ class DoctorFlow(BaseFeature):
         assert self.planner is not None
         items = self.planner.plan(child, today)
         upcoming = next((p for p in items if p.status in ("due", "upcoming")), None)
-        months = age_in_months(child.birth, today)
-        age = f"{(today - child.birth).days}天" if months == 0 else f"{months}个月"
-        return ChildStatus(child.nickname, age,
-                           _name(upcoming.name, upcoming.dose) if upcoming else "",
+        return ChildStatus(child.nickname, age_words(child.birth, today), upcoming.label if upcoming else "",
                            f"{upcoming.due.month}月{upcoming.due.day}日" if upcoming else "",
-                           tuple(_name(p.name, p.dose) for p in items if p.status == "overdue"),
-                           months, (today - child.birth).days <= NEWBORN_DAYS)
+                           tuple(p.label for p in items if p.status == "overdue"),
+                           age_in_months(child.birth, today), (today - child.birth).days <= NEWBORN_DAYS)
 
 
     # ------------------------------------------------------------ /visit: family → time → place → note → save
@@ -490,10 +487,6 @@ def _audience_words(draft: DoctorDraft) -> str:
     if draft.audience == "age" and draft.ages is not None:
         return f"有{draft.ages[0]}～{draft.ages[1]}月龄孩子的家庭"
     return "全部签约家庭"
-
-
-def _name(name: str, dose: int | None) -> str:
-    return name + (f"第{dose}剂" if dose else "")
 
 
 def qr_png(text: str) -> bytes:

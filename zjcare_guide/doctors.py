@@ -33,14 +33,6 @@ class Doctor:
     removed: bool
 
 
-@dataclass(frozen=True)
-class Invite:
-    code: str
-    doctor_id: int
-    expires: dt.datetime | None
-    revoked: bool
-
-
 class InviteError(ValueError):
     """Why an invite or registration code cannot be used: unknown, expired, revoked or used."""
 
@@ -163,11 +155,6 @@ class Doctors:
             return None
         self.db.execute("update invites set revoked = ? where code = ?", [ts(now), code])
         return int(row[0])
-
-    def invites(self, doctor_id: int) -> list[Invite]:
-        return [Invite(r[0], doctor_id, dt.datetime.fromisoformat(r[1]) if r[1] else None, r[2] is not None)
-                for r in self.db.execute("select code, expires, revoked from invites where doctor_id = ? "
-                                         "order by created", [doctor_id])]
 
     def check_invite(self, code: str, now: dt.datetime) -> Doctor:
         """The active doctor of a valid invite. Raises InviteError (unknown, expired, revoked)."""

@@ -192,7 +192,3 @@ class Outbox(Deliveries):
             f"where o.state = 'pending' and o.next_at <= ? {page}and coalesce(f.paused, 0) = 0 "
             "order by o.next_at, o.id limit ?", [ts(now), *(after or ()), limit]).fetchall()
         return [_out(r) for r in rows]
-
-    def row(self, row_id: int) -> OutRow | None:
-        r = self.db.execute(f"select {_COLUMNS} from outbox where id = ?", [row_id]).fetchone()
-        return _out(r) if r else None

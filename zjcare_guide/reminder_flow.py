@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .children import BirthDateError, Child, Families, Family, parse_birth_date
+from .dates import day_words
 from .guide import Guide
 from .reminders import SNOOZE_DAYS, Policy, Reminders
 from .render import Renderer
@@ -114,11 +115,11 @@ class ReminderFlow(BaseFeature):
                         "later": max(0, sum(p.status == "upcoming" for p in items) - UPCOMING_PER_CHILD),
                         "done": sum(p.status == "done" for p in items)})
             # What is due or overdue can be recorded from here too (a late registration's birth doses).
-            rows.extend((Button(r.label("remind_done", item=f"{child.nickname}·{_name(p)}"),
+            rows.extend((Button(r.label("remind_done", item=f"{child.nickname}·{p.label}"),
                                 Action("remind_done", f"{child.id}-{p.id}")),)
                         for p in items if p.status in ("due", "overdue"))
             # A muted item can be reminded of again.
-            rows.extend((Button(f"{r.label('unmute')}：{child.nickname}·{_name(p)}",
+            rows.extend((Button(f"{r.label('unmute')}：{child.nickname}·{p.label}",
                                 Action("remind_unmute", f"{child.id}-{p.id}")),)
                         for p in items if p.id in muted and p.status not in ("done", "not_given"))
         rows.append((Button(r.label("reminders_resume" if family.paused else "reminders_pause"),
@@ -162,7 +163,7 @@ class ReminderFlow(BaseFeature):
             r = self._r()
             return [self._say("ask_date", ((Button(r.label("done_today"), Action("remind_done", action.arg,
                                                                                    value=1)),),),
-                              nickname=child.nickname, item=_name(item))]
+                              nickname=child.nickname, item=item.label)]
         return self._record(turn, child, item, turn.today, typed=False)
 
     def _record(self, turn: Turn, child: Child, item: PlanItem, day: dt.date, *, typed: bool) -> list[Reply]:
@@ -177,7 +178,7 @@ class ReminderFlow(BaseFeature):
             # The parent may say when it was really done; the next message with a date corrects it.
             turn.session.state[self.name] = DoneDate(child.id, item.id)
             turn.session.awaiting = self.name
-        return [self._say("done", nickname=child.nickname, item=_name(item), day=_day(day), typed=typed,
+        return [self._say("done", nickname=child.nickname, item=item.label, day=day_words(day), typed=typed,
                           next=[_words(p, set()) for p in nxt])]
 
     def on_text(self, turn: Turn, text: str) -> list[Reply] | None:
@@ -215,9 +216,9 @@ class ReminderFlow(BaseFeature):
             return [self._say("snooze_choose", (tuple(Button(r.label("snooze_days", days=d),
                                                              Action("remind_snooze", action.arg, value=d))
                                                       for d in SNOOZE_DAYS),),
-                              nickname=child.nickname, item=_name(item))]
+                              nickname=child.nickname, item=item.label)]
         at = self.planner.reminders.snooze(child, item.id, item.due, action.value, self.planner.policy, turn.now)
-        return [self._say("snoozed", nickname=child.nickname, item=_name(item), day=_day(at.date()))]
+        return [self._say("snoozed", nickname=child.nickname, item=item.label, day=day_words(at.date()))]
 
     def _mute(self, turn: Turn, action: Action) -> list[Reply]:
         found = self._item(turn, action.arg)
@@ -226,7 +227,7 @@ class ReminderFlow(BaseFeature):
         _, child, item = found
         self.planner.reminders.mute(child, item.id, turn.now)
         return [self._say("muted", ((Button(self._r().label("unmute"), Action("remind_unmute", action.arg)),),),
-                          nickname=child.nickname, item=_name(item))]
+                          nickname=child.nickname, item=item.label)]
 
     def _unmute(self, turn: Turn, action: Action) -> list[Reply]:
         found = self._item(turn, action.arg)
@@ -235,17 +236,9 @@ class ReminderFlow(BaseFeature):
         _, child, item = found
         self.planner.reminders.unmute(child, item.id)
         self.planner.sync(child, turn.now)
-        return [self._say("unmuted", nickname=child.nickname, item=_name(item))]
-
-
-def _name(p: PlanItem) -> str:
-    return p.name + (f"第{p.dose}剂" if p.dose else "")
-
-
-def _day(day: dt.date) -> str:
-    return f"{day.year}年{day.month}月{day.day}日"
+        return [self._say("unmuted", nickname=child.nickname, item=item.label)]
 
 
 def _words(p: PlanItem, muted: set[str]) -> dict[str, object]:
-    return {"name": _name(p), "due": _day(p.due), "status": p.status, "muted": p.id in muted,
-            "window_end": _day(p.window_end) if p.window_end else ""}
+    return {"name": p.label, "due": day_words(p.due), "status": p.status, "muted": p.id in muted,
+            "window_end": day_words(p.window_end) if p.window_end else ""}

@@ -130,10 +130,6 @@ class Reminders(Deliveries):
                 added += cur.rowcount
         return added
 
-    def sync_family(self, family_id: int, schedules: Sequence[ScheduleItem], policy: Policy,
-                    now: dt.datetime) -> int:
-        return sum(self.sync_child(c, schedules, policy, now) for c in self.families.children(family_id))
-
     def snooze(self, child: Child, item_id: str, item_due: dt.date, days: int, policy: Policy,
                now: dt.datetime) -> dt.datetime:
         """Remind of this item again in `days` days (at the send time); earlier pending reminders of it
@@ -199,8 +195,3 @@ class Reminders(Deliveries):
         return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in self.db.execute(
             "select id, item_id, send_at, reason from reminders where state = 'failed' order by id desc limit ?",
             [limit])]
-
-    def next_pending(self, family_id: int) -> list[Row]:
-        return [_row(r) for r in self.db.execute(
-            f"select {_COLUMNS} from reminders where family_id = ? and state = 'pending' order by next_at, id",
-            [family_id])]

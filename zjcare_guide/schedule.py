@@ -73,6 +73,11 @@ class ScheduleItem:
     note: str
     schedule: Schedule
 
+    @property
+    def label(self) -> str:
+        """The name parents see: 乙肝疫苗第2剂, 满月健康检查."""
+        return dose_label(self.name, self.dose)
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -104,11 +109,19 @@ class PlanItem:
     note: str
     source: str
 
+    @property
+    def label(self) -> str:
+        return dose_label(self.name, self.dose)
+
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "name": self.name, "dose": self.dose, "due": self.due.isoformat(),
                 "window_end": self.window_end.isoformat() if self.window_end else None,
                 "done_on": self.done_on.isoformat() if self.done_on else None, "status": self.status,
                 "note": self.note, "source": self.source}
+
+
+def dose_label(name: str, dose: int | None) -> str:
+    return name + (f"第{dose}剂" if dose else "")
 
 
 def plan(schedule_items: Iterable[ScheduleItem], birth: dt.date, done: Mapping[str, dt.date] | None = None, *,
