@@ -564,3 +564,22 @@ async def test_a_dose_whose_earlier_dose_is_not_recorded_says_to_ask_first(book:
     await dispatcher(book, guide, out).run(at("2026-12-08"))  # the overdue reminder of HepB 2
     [(_, reply)] = out.delivered
     assert "乙肝疫苗第2剂（如果乙肝疫苗第1剂还没有接种，请先问接种门诊怎么补）" in reply.text
+
+
+def test_a_child_is_never_stored_without_its_reminders(guide: Guide, store: Store,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    conv = conversation(guide, store, at("2026-12-01", "10:00"))
+    session = Session()
+    conv.handle(Command("child", actor=PARENT), session)
+    conv.handle(Press(Action("child_consent", value=1), actor=PARENT), session)
+    conv.handle(Text("豆豆", actor=PARENT), session)
+    conv.handle(Text("2026-11-01", actor=PARENT), session)
+    conv.handle(Press(Action("child_sex", "n"), actor=PARENT), session)
+    before = dump(store)
+
+    def broken(*args: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(conv.planner, "sync", broken)
+    [reply] = conv.safe_handle(Press(Action("child_preterm", "n"), actor=PARENT), session)
+    assert "豆豆" not in reply.text and dump(store) == before  # an apology, and no child without reminders

@@ -139,8 +139,7 @@ class ChildFlow(BaseFeature):
             except ValueError:
                 return [self._say("ask_nickname", again=True)]
             if draft.step == EDIT_NICKNAME and draft.child_id is not None:
-                return self._updated(turn, family, self.families.update_child(family.id, draft.child_id,
-                                                                              nickname=nickname))
+                return self._updated(turn, family, draft.child_id, nickname=nickname)
             draft.nickname, draft.step = nickname, BIRTH
             return [self._say("ask_birth", nickname=nickname)]
         if draft.step in (BIRTH, EDIT_BIRTH):
@@ -153,7 +152,7 @@ class ChildFlow(BaseFeature):
                 if any(day < birth for day in self.families.records(draft.child_id).values()):
                     # A dose recorded before the new birth date: one of the two is wrong; nothing is changed.
                     return [self._say("bad_birth", reason="records")]
-                return self._updated(turn, family, self.families.update_child(family.id, draft.child_id, birth=birth))
+                return self._updated(turn, family, draft.child_id, birth=birth)
             draft.birth, draft.step = birth, SEX
             r = self._r()
             return [self._say("ask_sex", ((Button(r.label("sex_f"), Action("child_sex", "f")),
@@ -176,7 +175,7 @@ class ChildFlow(BaseFeature):
             return [self._say("bad_discharge", reason="future", nickname=child.nickname)]
         if day < child.birth:
             return [self._say("bad_discharge", reason="before_birth", nickname=child.nickname)]
-        return self._updated(turn, family, self.families.update_child(family.id, child_id, discharge=day))
+        return self._updated(turn, family, child_id, discharge=day)
 
     def _sex(self, turn: Turn, action: Action) -> list[Reply]:
         draft = turn.session.state.get(self.name)
@@ -193,10 +192,12 @@ class ChildFlow(BaseFeature):
         if not isinstance(draft, Draft) or draft.step != PRETERM or draft.birth is None or family is None \
                 or self.families is None:
             return [Reply("notice", self._r().render("expired"))]
-        child = self.families.add_child(family.id, draft.nickname, draft.birth, draft.sex, action.arg == "y",
-                                        now=turn.now)
-        if self.planner is not None:
-            self.planner.sync(child, turn.now)
+        # The child and its reminders in one transaction: a failure leaves neither half written.
+        with self.families.db.atomic():
+            child = self.families.add_child(family.id, draft.nickname, draft.birth, draft.sex, action.arg == "y",
+                                            now=turn.now)
+            if self.planner is not None:
+                self.planner.sync(child, turn.now)
         del turn.session.state[self.name]
         turn.session.awaiting = ""
         return [self._summary(turn, child, added=True)]
@@ -234,13 +235,17 @@ class ChildFlow(BaseFeature):
         self.families.remove_child(family.id, child.id)
         return [self._say("removed", nickname=child.nickname), self._list(turn, family)]
 
-    def _updated(self, turn: Turn, family: Family, child: Child | None) -> list[Reply]:
+    def _updated(self, turn: Turn, family: Family, child_id: int, **fields: object) -> list[Reply]:
+        """Change a child and re-plan its reminders in one transaction."""
+        assert self.families is not None
         turn.session.awaiting = ""
         turn.session.state.pop(self.name, None)
+        with self.families.db.atomic():
+            child = self.families.update_child(family.id, child_id, **fields)
+            if child is not None and self.planner is not None:
+                self.planner.sync(child, turn.now)
         if child is None:
             return [Reply("notice", self._r().render("expired"))]
-        if self.planner is not None:
-            self.planner.sync(child, turn.now)
         return [self._summary(turn, child, added=False, updated=True)]
 
     def _own_child(self, turn: Turn, child_id: int) -> Child | None:

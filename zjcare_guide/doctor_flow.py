@@ -184,15 +184,16 @@ class DoctorFlow(BaseFeature):
             return doctor
         doctors, families = self.authority.doctors, self.authority.families
         assert doctors is not None and families is not None
-        family = families.get(turn.actor.user_key)
-        if family is None or family.consent_at is None:
-            # The preview said what is stored and who sees it: confirming is the consent.
-            family = families.consent(turn.actor.user_key, turn.actor.chat_key, turn.now)
-        previous = doctors.link(family.id, doctor.id, turn.now)
-        if previous is not None:
-            doctors.audit(turn.actor.user_key, "unlink", turn.now, doctor_id=previous, family_id=family.id,
-                          detail="signed with another doctor")
-        doctors.audit(turn.actor.user_key, "link", turn.now, doctor_id=doctor.id, family_id=family.id)
+        with doctors.db.atomic():  # consent, link and audit: all of them or none
+            family = families.get(turn.actor.user_key)
+            if family is None or family.consent_at is None:
+                # The preview said what is stored and who sees it: confirming is the consent.
+                family = families.consent(turn.actor.user_key, turn.actor.chat_key, turn.now)
+            previous = doctors.link(family.id, doctor.id, turn.now)
+            if previous is not None:
+                doctors.audit(turn.actor.user_key, "unlink", turn.now, doctor_id=previous, family_id=family.id,
+                              detail="signed with another doctor")
+            doctors.audit(turn.actor.user_key, "link", turn.now, doctor_id=doctor.id, family_id=family.id)
         return [self._say("joined", doctor=doctor, children=self._statuses(family.id, turn.today))]
 
     def _unlink(self, turn: Turn, args: str) -> list[Reply]:

@@ -168,8 +168,9 @@ class ReminderFlow(BaseFeature):
 
     def _record(self, turn: Turn, child: Child, item: PlanItem, day: dt.date, *, typed: bool) -> list[Reply]:
         assert self.families is not None and self.planner is not None
-        self.families.record(child.id, item.id, day, turn.now)
-        self.planner.sync(child, turn.now)
+        with self.families.db.atomic():  # the record and the re-planned reminders together
+            self.families.record(child.id, item.id, day, turn.now)
+            self.planner.sync(child, turn.now)
         nxt = [p for p in self.planner.plan(child, turn.today) if p.status in ("upcoming", "due")][:2]
         if typed:
             turn.session.awaiting = ""
@@ -234,8 +235,9 @@ class ReminderFlow(BaseFeature):
         if found is None or self.planner is None:
             return self._expired()
         _, child, item = found
-        self.planner.reminders.unmute(child, item.id)
-        self.planner.sync(child, turn.now)
+        with self.planner.reminders.db.atomic():
+            self.planner.reminders.unmute(child, item.id)
+            self.planner.sync(child, turn.now)
         return [self._say("unmuted", nickname=child.nickname, item=item.label)]
 
 
