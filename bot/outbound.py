@@ -34,19 +34,8 @@ class TelegramOutbound:
             return outbound.Failed(f"not a Telegram chat: {transport}", permanent=True)
         try:
             message_id = await send_to_chat(self.bot, self.router, int(chat), list(replies))
-        except RetryAfter as exc:
-            wait = exc.retry_after
-            seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
-            return outbound.RetryAfter(seconds)
-        except Forbidden:
-            log.info("a family has blocked the bot: their reminders are paused")
-            return outbound.Blocked()
-        except BadRequest as exc:
-            return outbound.Failed(f"bad request: {exc.message}", permanent=True)
-        except NetworkError as exc:  # 5xx, timeouts and dropped connections
-            return outbound.Failed(f"network: {exc.message}")
         except TelegramError as exc:
-            return outbound.Failed(f"telegram: {exc.message}")
+            return _failure(exc)
         return outbound.Sent(str(message_id or ""))
 
     async def edit(self, address: str, message_id: str, reply: Reply) -> outbound.SendResult:
@@ -56,13 +45,22 @@ class TelegramOutbound:
         try:
             await self.bot.edit_message_text(markup_to_html(reply.text)[:4096], chat_id=int(chat),
                                              message_id=int(message_id))
-        except RetryAfter as exc:
-            wait = exc.retry_after
-            return outbound.RetryAfter(wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait))
-        except Forbidden:
-            return outbound.Blocked()
-        except BadRequest as exc:  # "message is not modified" and the like: nothing to retry
-            return outbound.Failed(f"bad request: {exc.message}", permanent=True)
-        except TelegramError as exc:
-            return outbound.Failed(f"telegram: {exc.message}")
+        except TelegramError as exc:  # a 400 such as "message is not modified" is not retried
+            return _failure(exc)
         return outbound.Sent(message_id)
+
+
+def _failure(exc: TelegramError) -> outbound.SendResult:
+    """PTB's error in the port's terms: 429 → RetryAfter, 403 → Blocked, 400 → a permanent failure,
+    5xx and network errors → a failure worth retrying."""
+    if isinstance(exc, RetryAfter):
+        wait = exc.retry_after
+        return outbound.RetryAfter(wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait))
+    if isinstance(exc, Forbidden):
+        log.info("a chat has blocked the bot: that family is paused")
+        return outbound.Blocked()
+    if isinstance(exc, BadRequest):
+        return outbound.Failed(f"bad request: {exc.message}", permanent=True)
+    if isinstance(exc, NetworkError):  # 5xx, timeouts and dropped connections
+        return outbound.Failed(f"network: {exc.message}")
+    return outbound.Failed(f"telegram: {exc.message}")

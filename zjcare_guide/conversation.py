@@ -149,7 +149,7 @@ class Conversation(BaseFeature):
                             if f is not self.guidance and f.claims(text)), None)
         if feature is not None:
             triage = self.guide.triage.assess(sanitize(text), session.age_months) \
-                if getattr(feature, "triages_text", True) else None
+                if feature.triages_text else None
             if triage is not None and triage.urgent:
                 urgent = self.guidance.respond(Outcome("urgent", triage=triage, question=text))
                 if session.awaiting == feature.name and feature.files_urgent_text:
@@ -171,8 +171,11 @@ class Conversation(BaseFeature):
         turn.session.awaiting = ""
         if not self.authority.allowed(turn.actor, spec.permission):
             return [self._refused(spec.permission)]
-        if spec.name == "start" and (deep := self.doctor_flow.deep_link(turn, cmd.args.strip())) is not None:
-            return deep  # https://t.me/<bot>?start=join_<code>: a doctor's invite
+        if spec.name == "start" and cmd.args.strip():
+            # A deep link (t.me/<bot>?start=join_<code>, a doctor's invite): the feature that made it answers.
+            for feature in self.router.features.values():
+                if (replies := feature.start_link(turn, cmd.args.strip())) is not None:
+                    return replies
         return spec.handler(turn, cmd.args)
 
     def _refused(self, permission: str) -> Reply:

@@ -29,10 +29,6 @@ def _store(db: str | None) -> Store:
     return open_store(db or str(config_from_env().db_path))
 
 
-def _existing_store(db: str | None) -> Store:
-    return existing_store(db)
-
-
 @main.group()
 def institutions() -> None:
     """The directory of registered (备案) childcare institutions."""
@@ -94,7 +90,7 @@ def institutions_export(file: str, db: str | None) -> None:
 
     Example: zjcare-guide institutions export institutions.xlsx
     """
-    store = _existing_store(db)
+    store = existing_store(db)
     try:
         n = export_file(Directory(store.db), Path(file))
     except OSError as exc:
@@ -219,7 +215,7 @@ def operators_list(as_json: bool, db: str | None) -> None:
 
     Example: zjcare-guide operators list
     """
-    rows = Directory(_existing_store(db).db).operators()
+    rows = Directory(existing_store(db).db).operators()
     if as_json:
         click.echo(json.dumps([{"user": u, "institution": f, "added": a} for u, f, a in rows], ensure_ascii=False))
         return
@@ -237,7 +233,7 @@ def operators_remove(telegram_id: int, db: str | None) -> None:
 
     Example: zjcare-guide operators remove --telegram-id 123456789
     """
-    if not Directory(_existing_store(db).db).remove_operator(user_key("telegram", telegram_id)):
+    if not Directory(existing_store(db).db).remove_operator(user_key("telegram", telegram_id)):
         raise click.ClickException(f"telegram user {telegram_id} is not an operator")
     click.echo(f"telegram user {telegram_id} is no longer an operator")
 
@@ -256,7 +252,7 @@ def reports_list(since: dt.datetime | None, as_json: bool, db: str | None) -> No
 
     Example: zjcare-guide reports list --since 2026-11-01
     """
-    items = list_reports(_existing_store(db).db, since.date() if since else None)
+    items = list_reports(existing_store(db).db, since.date() if since else None)
     if as_json:
         click.echo(json.dumps([dict(zip(("ref", "day", "time", "filing_no", "institution", "town", "text",
                                          "status"), r.as_row(), strict=True)) for r in items],
@@ -278,7 +274,7 @@ def reports_export(file: str, since: dt.datetime | None, db: str | None) -> None
 
     Example: zjcare-guide reports export reports.xlsx
     """
-    items = list_reports(_existing_store(db).db, since.date() if since else None)
+    items = list_reports(existing_store(db).db, since.date() if since else None)
     path = Path(file)
     try:
         write_rows(path, [list(EXPORT_HEADERS), *(r.as_row() for r in items)], sheet_name="举报")

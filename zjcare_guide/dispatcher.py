@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from aiolimiter import AsyncLimiter
@@ -101,6 +101,16 @@ def _supersede(rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
             best[key] = row
     keep = [r for r in rows if best[(r.child_id, r.item_id)] is r]
     return keep, [r for r in rows if best[(r.child_id, r.item_id)] is not r]
+
+
+@dataclass
+class _OutboxRun:
+    """One outbox pass's memory: rows settled per push since its progress was shown, each push's doctor,
+    and each doctor's pushes delivered today (read once, then counted)."""
+
+    touched: dict[int, int] = field(default_factory=dict)
+    doctor_of: dict[int, int | None] = field(default_factory=dict)
+    delivered: dict[int, int] = field(default_factory=dict)
 
 
 class Dispatcher:
@@ -266,7 +276,8 @@ class Dispatcher:
         outbox = self.outbox
         await self._db(outbox.release_stale, self.wall(), self.policy)
         counts.late += await self._db(outbox.expire_late, now, self.policy)
-        touched: dict[int, int] = {}  # push id → rows settled since its progress was last shown
+        run = _OutboxRun()
+        touched = run.touched
         after: tuple[str, int] | None = None
         while True:
             rows = await self._db(outbox.due, now, BATCH, after)
@@ -274,7 +285,7 @@ class Dispatcher:
                 break
             after = (rows[-1].next_at, rows[-1].id)
             for row in rows:
-                await self._out_row(row, now, counts, touched)
+                await self._out_row(row, now, counts, run)
                 if row.kind == "push" and touched.get(row.ref_id, 0) >= PROGRESS_EVERY:
                     await self._show_progress(row.ref_id)
                     touched[row.ref_id] = 0
@@ -282,7 +293,7 @@ class Dispatcher:
             if unseen:  # rows settled since the last edit (Telegram refuses an edit that changes nothing)
                 await self._show_progress(push_id)
 
-    async def _out_row(self, row: OutRow, now: dt.datetime, counts: Counts, touched: dict[int, int]) -> None:
+    async def _out_row(self, row: OutRow, now: dt.datetime, counts: Counts, run: _OutboxRun) -> None:
         outbox = self.outbox
         outbound = self.outbounds.get(row.address.partition(":")[0])
         if outbound is None:
@@ -290,11 +301,16 @@ class Dispatcher:
             return
         if not await self._db(outbox.claim_ids, [row.id], self.claimer, now, self.wall()):
             return
+        doctor_id: int | None = None
         if row.kind == "push":
-            touched[row.ref_id] = touched.get(row.ref_id, 0) + 1
-            push = await self._db(outbox.push, row.ref_id)
-            if push is not None and await self._db(outbox.delivered_today, push.doctor_id, now) \
-                    >= self.policy.push_daily_limit:
+            run.touched[row.ref_id] = run.touched.get(row.ref_id, 0) + 1
+            if row.ref_id not in run.doctor_of:  # read once per push and run, not once per family
+                push = await self._db(outbox.push, row.ref_id)
+                run.doctor_of[row.ref_id] = push.doctor_id if push is not None else None
+            doctor_id = run.doctor_of[row.ref_id]
+            if doctor_id is not None and doctor_id not in run.delivered:
+                run.delivered[doctor_id] = await self._db(outbox.delivered_today, doctor_id, now)
+            if doctor_id is not None and run.delivered[doctor_id] >= self.policy.push_daily_limit:
                 await self._settle(outbox.finish, [row.id], self.claimer, "cancelled", now, reason="daily limit")
                 return
         try:
@@ -308,6 +324,8 @@ class Dispatcher:
             return
         result = await self.deliver(outbox, outbound, row.address, reply, [row.id], row.first_try_at or now,
                                     row.attempts + 1, now, counts, family_id=row.family_id)
+        if doctor_id is not None and isinstance(result, Sent):
+            run.delivered[doctor_id] += 1
         if row.kind == "push_progress" and isinstance(result, Sent) and result.message_id:
             await self._settle(outbox.set_progress_message, row.ref_id, result.message_id)
 

@@ -128,7 +128,7 @@ class DoctorFlow(BaseFeature):
 
     # ------------------------------------------------------------ deep links
 
-    def deep_link(self, turn: Turn, args: str) -> list[Reply] | None:
+    def start_link(self, turn: Turn, args: str) -> list[Reply] | None:
         """`/start join_<code>` (a parent opening a doctor's invite) or `/start doc_<code>` (a doctor
         registering their account); None for any other start."""
         if args.startswith(INVITE_PREFIX):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from .cli import main
+from .cli import existing_store, main
 from .clock import TZ, system_clock
-from .directory_cli import _existing_store, _store, db_option
+from .directory_cli import _store, db_option
 from .doctor_flow import qr_png
 from .doctors import DOCTOR_PREFIX, INVITE_PREFIX, Doctors, invite_link
 from .identity import user_key
@@ -64,7 +64,7 @@ def doctors_list(as_json: bool, db: str | None) -> None:
 
     Example: zjcare-guide doctors list
     """
-    book = Doctors(_existing_store(db).db)
+    book = Doctors(existing_store(db).db)
     rows = [{"id": d.id, "name": d.name, "clinic": d.clinic, "account": d.user_key,
              "families": book.families_count(d.id), "removed": d.removed} for d in book.all()]
     if as_json:
@@ -86,7 +86,7 @@ def doctors_remove(doctor_id: int, db: str | None) -> None:
 
     Example: zjcare-guide doctors remove 3
     """
-    book = Doctors(_existing_store(db).db)
+    book = Doctors(existing_store(db).db)
     now = system_clock()
     if not book.remove(doctor_id, now):
         raise click.ClickException(f"no active doctor with id {doctor_id}")
@@ -110,7 +110,7 @@ def doctors_invite(doctor_id: int, png: str | None, days: int | None, db: str | 
         raise click.ClickException("set ZJCARE_BOT_USERNAME to the bot's @username (the link is t.me/<username>)")
     if png and not (Path(png).parent.is_dir() and os.access(Path(png).parent, os.W_OK)):
         raise click.ClickException(f"cannot write {png}: no such folder, or not writable (nothing was created)")
-    book = Doctors(_existing_store(db).db)
+    book = Doctors(existing_store(db).db)
     doctor = book.get(doctor_id)
     if doctor is None or doctor.removed:
         raise click.ClickException(f"no active doctor with id {doctor_id}")
@@ -137,7 +137,7 @@ def doctors_revoke(link_or_code: str, db: str | None) -> None:
     Example: zjcare-guide doctors revoke https://t.me/zjcare_bot?start=join_YeHY-XrftsryFsZhchAd
     """
     code = link_or_code.rsplit("start=", 1)[-1].removeprefix(INVITE_PREFIX).strip()
-    book = Doctors(_existing_store(db).db)
+    book = Doctors(existing_store(db).db)
     now = system_clock()
     doctor_id = book.revoke(None, code, now)
     if doctor_id is None:
@@ -157,7 +157,7 @@ def audit(doctor_id: int | None, since: dt.datetime | None, as_json: bool, db: s
 
     Example: zjcare-guide audit --doctor 1 --since 2026-12-01
     """
-    rows = Doctors(_existing_store(db).db).audit_log(doctor_id, since.replace(tzinfo=TZ) if since else None)
+    rows = Doctors(existing_store(db).db).audit_log(doctor_id, since.replace(tzinfo=TZ) if since else None)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return

@@ -90,9 +90,14 @@ class Feature(Protocol):
         """Whether a message typed out of any flow is for this feature ("店口有托育机构吗"); then
         `on_text` answers it. A cheap test: it runs on every message."""
 
+    def start_link(self, turn: Turn, param: str) -> list[Reply] | None:
+        """`/start <param>` from a deep link (t.me/<bot>?start=<param>) this feature made; None if not."""
+
     # True when text typed in this feature's step is worth keeping even if it describes a danger sign
     # (a report of a child hurt at a nursery is escalated *and* filed).
     files_urgent_text: bool
+    # False where the typed text is not a parent's account of a child (a doctor's push): not triaged.
+    triages_text: bool
 
 
 class BaseFeature:
@@ -117,6 +122,9 @@ class BaseFeature:
 
     def claims(self, text: str) -> bool:
         return False
+
+    def start_link(self, turn: Turn, param: str) -> list[Reply] | None:
+        return None
 
 
 class Router:
