@@ -9,6 +9,7 @@ import asyncio
 import logging
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -19,7 +20,7 @@ from telegram.ext import ContextTypes
 
 from zjcare_guide.clock import system_clock
 from zjcare_guide.commands import ForOtherBot, parse_command
-from zjcare_guide.conversation import Conversation, reload_content
+from zjcare_guide.conversation import Conversation, reload_content, run_later
 from zjcare_guide.guide import GuideHolder
 from zjcare_guide.identity import NOBODY, Actor
 from zjcare_guide.replies import Command, Event, Location, Press, Reply, Session, Text, Unsupported
@@ -140,12 +141,24 @@ async def _handle(update: Update, context: ContextTypes.DEFAULT_TYPE, event: Eve
     if chat is None:
         return
     state, session = _state(context), _session(context)
+    thread, private = _thread(update.effective_message), chat.type == ChatType.PRIVATE
+    # A danger sign is answered before anything that could wait: this chat's earlier message still
+    # being handled, or a database write held up by another process. It needs no database.
+    urgent = state.conversation.urgent_first(event, session)
+    if urgent:
+        await send_replies(chat.id, urgent, context, thread, private=private)
+    later: list[Callable[[], None]] = []
     async with state.chat_lock(chat.id):
         # The conversation may read or write the database: in a worker thread (each with its own
         # SQLite connection), so a write waiting on a lock never stalls the event loop.
-        replies = await asyncio.to_thread(state.conversation.safe_handle, event, session)
-        await send_replies(chat.id, replies, context, _thread(update.effective_message),
-                           private=chat.type == ChatType.PRIVATE)
+        replies = await asyncio.to_thread(state.conversation.safe_handle, event, session,
+                                          escalated=bool(urgent), later=later)
+        if replies:
+            await send_replies(chat.id, replies, context, thread, private=private)
+    if later:
+        # Writes the reply did not need (the editors' unanswered questions, 👍/👎, last activity),
+        # after the reply and outside the chat's lock: no reply waits on them.
+        await asyncio.to_thread(run_later, later)
 
 
 def _spoken_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[Message, str] | None:
@@ -179,6 +192,8 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 
 
 async def on_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reload (administrators): the content is read and checked in a worker thread, off the event
+    loop; a library with problems never replaces the one serving, and the administrator is told why."""
     state = _state(context)
     chat = update.effective_chat
     if chat is None:
@@ -186,7 +201,7 @@ async def on_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not state.conversation.authority.allowed(actor(update), "admin"):
         reply = Reply("notice", state.holder.guide.renderer.render("admin_only"))
     else:
-        reply = reload_content(state.holder, system_clock().date())
+        reply = await asyncio.to_thread(reload_content, state.holder, system_clock().date())
         settle_heap()
         log.info("content reload requested by an administrator")
     await send_replies(chat.id, [reply], context, _thread(update.effective_message))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from .fakes import (
     ADMIN,
     BOT_USER,
     DOCUMENT,
+    PARENT,
     PHOTO,
     STICKER,
     VOICE,
@@ -41,6 +45,7 @@ from .fakes import (
     location,
     message,
 )
+from .locks import write_lock
 
 
 @dataclass
@@ -60,6 +65,12 @@ class Bot:
 
 @pytest.fixture
 async def bot(tmp_path: Path, content_copy: Path) -> AsyncIterator[Bot]:
+    async with running_bot(tmp_path, content_copy) as bot:
+        yield bot
+
+
+@asynccontextmanager
+async def running_bot(tmp_path: Path, content_copy: Path) -> AsyncIterator[Bot]:
     request = RecordingRequest()
     config = Config(token="123456:TEST", api_base_url=None, db_path=tmp_path / "z.db",
                     content_dir=content_copy, admin_ids=frozenset({ADMIN["id"]}))
@@ -328,3 +339,64 @@ async def test_a_doctors_invite_is_a_photo_of_the_qr_code_with_the_link(bot: Bot
     assert "https://t.me/zjcare_test_bot?start=join_" in photo["caption"] and bot.request.rejected == []
     [refused] = await bot.send(message("/families", user=ADMIN, chat_id=ADMIN["id"]))
     assert "家庭医生开放" in refused["text"]
+
+
+async def test_an_emergency_is_sent_while_another_process_holds_the_write_lock(
+        tmp_path: Path, content_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ordering, not a timing: the chat's earlier message waits on the lock (it cannot finish
+    before the lock is released), and the emergency typed after it is sent before the release."""
+    # The write must outwait the lock however slow this machine is: the release decides, not a clock.
+    monkeypatch.setattr("zjcare_guide.store.BUSY_TIMEOUT_S", 300.0)
+    async with running_bot(tmp_path, content_copy) as bot:
+        [consent] = await bot.send(message("/child"))
+        [data] = [d for label, d in buttons(consent) if "同意" in label and "不" not in label]
+        await bot.send(callback(data))
+        await bot.send(message("豆豆"))
+        [sex] = await bot.send(message("2026-03-01"))
+        [(_, girl), *_] = buttons(sex)
+        [preterm] = await bot.send(callback(girl))
+        no = buttons(preterm)[-1][1]
+        lock = bot.app.bot_data["state"].chat_lock(PARENT["id"])
+        before = len(bot.request.calls)
+
+        def texts() -> list[str]:
+            return [p["text"] for m, p in bot.request.calls[before:] if m == "sendMessage"]
+
+        with write_lock(tmp_path / "z.db"):
+            saving = asyncio.create_task(bot.app.process_update(Update.de_json(callback(no), bot.app.bot)))
+            while not lock.locked():
+                await asyncio.sleep(0.01)
+            urgent = asyncio.create_task(bot.app.process_update(Update.de_json(message("宝宝抽搐了，叫不醒"),
+                                                                               bot.app.bot)))
+            while not texts():
+                await asyncio.sleep(0.01)
+            assert "120" in texts()[0] and texts()[0].startswith("🚨")
+            assert not saving.done()  # still waiting on the lock held by the other process
+        await saving
+        await urgent
+        # Saved after the release; the emergency (its first-aid screen and article) was not sent twice.
+        assert "已登记" in texts()[-1] and not any("已登记" in t for t in texts()[:-1])
+        assert sum(t.startswith("🚨") for t in texts()) == 1
+
+
+async def test_a_reload_runs_off_the_event_loop(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the content is being read and checked, other parents are still answered (an ordering:
+    the reload cannot finish before the other parent's answer has been sent)."""
+    release = threading.Event()
+    real = GuideHolder.reload
+
+    def slow_reload(holder: GuideHolder, today: dt.date) -> list[Any]:
+        release.wait(timeout=120)  # on the event loop this would stall every chat until the timeout
+        return real(holder, today)
+
+    monkeypatch.setattr(GuideHolder, "reload", slow_reload)
+    before = len(bot.request.calls)
+    reload = asyncio.create_task(bot.app.process_update(
+        Update.de_json(message("/reload", user=ADMIN, chat_id=ADMIN["id"]), bot.app.bot)))
+    await bot.app.process_update(Update.de_json(message("宝宝湿疹怎么办"), bot.app.bot))
+    texts = [p["text"] for m, p in bot.request.calls[before:] if m == "sendMessage"]
+    assert len(texts) == 1 and "湿疹" in texts[0] and not reload.done()
+    release.set()
+    await reload
+    texts = [p["text"] for m, p in bot.request.calls[before:] if m == "sendMessage"]
+    assert "重新加载" in texts[-1]

@@ -102,13 +102,24 @@ class Families:
     def consent(self, key: str, address: str, now: dt.datetime) -> Family:
         """Record the parent's consent (creating the family); returns it."""
         with self.db.atomic():
-            self.db.execute("insert into families (key, address, consent_at, paused, created) values (?, ?, ?, 0, ?) "
-                            "on conflict(key) do update set consent_at = excluded.consent_at, "
-                            "address = excluded.address",
-                            [key, address, now.isoformat(timespec="seconds"), now.isoformat(timespec="seconds")])
+            self.db.execute("insert into families (key, address, consent_at, paused, created, last_seen) "
+                            "values (?, ?, ?, 0, ?, ?) on conflict(key) do update set "
+                            "consent_at = excluded.consent_at, address = excluded.address, "
+                            "last_seen = excluded.last_seen",
+                            [key, address, now.isoformat(timespec="seconds"), now.isoformat(timespec="seconds"),
+                             now.date().isoformat()])
         family = self.get(key)
         assert family is not None
         return family
+
+    def seen(self, key: str, today: dt.date) -> None:
+        """Record that the family was active today (for the retention purge). Reads first: a chat
+        with no family, or one already seen today, writes nothing and takes no lock."""
+        row = self.db.execute("select last_seen from families where key = ?", [key]).fetchone()
+        if row is None or (row[0] or "") >= today.isoformat():
+            return
+        with self.db.atomic():
+            self.db.execute("update families set last_seen = ? where key = ?", [today.isoformat(), key])
 
     def children(self, family_id: int) -> list[Child]:
         rows = self.db.execute("select id, family_id, nickname, birth, sex, preterm, discharge from children "

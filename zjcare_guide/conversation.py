@@ -8,9 +8,11 @@ is still escalated at once.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import re
+import sqlite3
 from collections.abc import Callable, Sequence
 
 from .child_flow import ChildFlow
@@ -35,6 +37,7 @@ from .text import sanitize
 _CHOICE = re.compile(r"^\s*(\d{1,2})\s*$")
 _CANCELLED_STEP = "cancelled_step"  # session state: the step the last command ended, for /cancel
 _AGE_LOOKED_UP = "age_looked_up"  # session state: the registered child's age was looked up
+_SEEN = "seen_on"  # session state: the day the family's last activity was recorded
 log = logging.getLogger(__name__)
 
 
@@ -96,18 +99,70 @@ class Conversation(BaseFeature):
 
     # ------------------------------------------------------------ entry point
 
-    def safe_handle(self, event: Event, session: Session) -> list[Reply]:
-        """`handle`, but an unexpected error becomes a short apology instead of reaching the parent.
+    def safe_handle(self, event: Event, session: Session, *, escalated: bool = False,
+                    later: list[Callable[[], None]] | None = None) -> list[Reply]:
+        """`handle`, but an unexpected error becomes a short apology instead of reaching the parent,
+        and a write that could not get the database (another process held it past the busy timeout)
+        says kindly that nothing was saved, with the session as it was: sending the same again works.
 
         The log names the event type only: message text can hold a child's name or symptoms."""
+        before = copy.deepcopy(session)
         try:
-            return self.handle(event, session)
+            return self.handle(event, session, escalated=escalated, later=later)
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                log.error("conversation failed on a %s event: %s", type(event).__name__, exc)
+                return [self.guidance.notice("error")]
+            log.warning("database busy: a %s event's write was not saved", type(event).__name__)
+            _restore(session, before)
+            return [self.guidance.notice("not_saved")]
         except Exception:
             log.exception("conversation failed on a %s event", type(event).__name__)
             return [self.guidance.notice("error")]
 
-    def handle(self, event: Event, session: Session) -> list[Reply]:
-        turn = Turn(event.actor, session, self.clock())
+    def urgent_first(self, event: Event, session: Session) -> list[Reply]:
+        """The escalation for a text with a danger sign, computed without the database, so that a
+        transport can send it before anything else (a write waiting on a lock, the chat's earlier
+        message): then it handles the event with `escalated=True`, which does not send it again.
+        Empty when the text is no emergency or the step awaiting it does not triage (a doctor's push).
+
+        Reads the session but never changes it (the chat's earlier event may still be running)."""
+        if not isinstance(event, Text):
+            return []
+        feature = self.router.features.get(session.awaiting) if session.awaiting else None
+        if feature is not None and not feature.triages_text:
+            return []
+        text = sanitize(event.text).strip()
+        if not text:
+            return []
+        try:
+            triage = self.guide.triage.assess(text, session.age_months)
+            if not triage.urgent:
+                return []
+            return self.guidance.respond(Outcome("urgent", triage=triage, question=text))
+        except Exception:
+            log.exception("urgent_first failed on a text event")
+            return []  # the ordinary path still triages the text
+
+    def handle(self, event: Event, session: Session, *, escalated: bool = False,
+               later: list[Callable[[], None]] | None = None) -> list[Reply]:
+        """The replies to one event. Writes the reply does not depend on are run before returning,
+        or, given a `later` list, appended to it for the transport to run after sending."""
+        turn = Turn(event.actor, session, self.clock(), escalated=escalated)
+        replies = self._dispatch(event, turn)
+        if self.families is not None and turn.actor.user_id and session.state.get(_SEEN) != turn.today:
+            # Last activity, for the retention purge (db purge): once a day per chat at most.
+            session.state[_SEEN] = turn.today
+            families, key, today = self.families, turn.actor.user_key, turn.today
+            turn.defer(lambda: families.seen(key, today))
+        if later is not None:
+            later.extend(turn.later)
+        else:
+            run_later(turn.later)
+        return replies
+
+    def _dispatch(self, event: Event, turn: Turn) -> list[Reply]:
+        session = turn.session
         if session.age_months is None and not session.state.get(_AGE_LOOKED_UP) and self.families is not None:
             # A family with one registered child need not give the age again (/age): answers and the
             # institution finder use it. Looked up once per session; with twins or several children
@@ -151,7 +206,8 @@ class Conversation(BaseFeature):
             triage = self.guide.triage.assess(sanitize(text), session.age_months) \
                 if feature.triages_text else None
             if triage is not None and triage.urgent:
-                urgent = self.guidance.respond(Outcome("urgent", triage=triage, question=text))
+                urgent = [] if turn.escalated else \
+                    self.guidance.respond(Outcome("urgent", triage=triage, question=text))
                 if session.awaiting == feature.name and feature.files_urgent_text:
                     return urgent + (feature.on_text(turn, text) or [])
                 session.awaiting = ""
@@ -214,6 +270,28 @@ class Conversation(BaseFeature):
 
     def topic_page(self, topic_id: str, page: int) -> Reply:
         return self.guidance.topic_page(topic_id, page)
+
+
+def run_later(writes: list[Callable[[], None]]) -> None:
+    """Run a turn's deferred writes (Turn.defer). None of them is worth a parent's reply: a failure
+    is logged by its type only (the data may name a child) and the others still run."""
+    for write in writes:
+        try:
+            write()
+        except Exception as exc:
+            log.warning("a deferred write failed: %s", type(exc).__name__)
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Another connection held the database past the busy timeout (store.BUSY_TIMEOUT_S)."""
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
+
+
+def _restore(session: Session, before: Session) -> None:
+    # The transport keeps this very Session object: put its fields back rather than replace it.
+    for name in vars(before):
+        setattr(session, name, getattr(before, name))
 
 
 def reload_content(holder: GuideHolder, today: dt.date) -> Reply:

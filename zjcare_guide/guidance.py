@@ -64,6 +64,8 @@ class Guidance(BaseFeature):
         outcome, replies = self.ask(text, turn.session.age_months)
         if outcome is not None:
             self._remember(outcome.question or text, outcome, turn)
+            if outcome.kind == "urgent" and turn.escalated:
+                return []  # the transport sent this escalation already
         return replies
 
     # ------------------------------------------------------------ questions
@@ -105,16 +107,22 @@ class Guidance(BaseFeature):
         # numbers or unreadable English give them nothing to write.
         if outcome.kind == "fallback" and not outcome.scope and han_count(text) >= 2:
             key = self.guide.library.normaliser.compact(text)
-            self._write(turn.today, lambda store, day: store.record_unanswered(text, "fallback", day, key))
+            self._write(turn, lambda store, day: store.record_unanswered(text, "fallback", day, key))
 
-    def _write(self, day: dt.date, write: Callable[[Store, dt.date], None]) -> None:
-        """A failed write is logged and never costs the parent their reply."""
-        if self.store is None:
+    def _write(self, turn: Turn, write: Callable[[Store, dt.date], None]) -> None:
+        """Deferred until the reply is out (Turn.defer): the reply never waits on this write, and a
+        failed write is logged and never costs the parent their reply."""
+        store, day = self.store, turn.today
+        if store is None:
             return
-        try:
-            write(self.store, day)
-        except Exception:
-            log.exception("could not store feedback or an unanswered question")
+
+        def run() -> None:
+            try:
+                write(store, day)
+            except Exception as exc:  # the text may name a child: the log keeps only the error's type
+                log.warning("could not store feedback or an unanswered question: %s", type(exc).__name__)
+
+        turn.defer(run)
 
     def respond(self, outcome: Outcome) -> list[Reply]:
         g = self.guide
@@ -190,7 +198,7 @@ class Guidance(BaseFeature):
         # The question is kept only when this article was the answer to it.
         question = session.last_question if session.last_article == article_id else None
         key = g.library.normaliser.compact(question) if question else ""
-        self._write(turn.today, lambda store, day: store.record_feedback(article_id, value, question, day, key))
+        self._write(turn, lambda store, day: store.record_feedback(article_id, value, question, day, key))
         if value > 0 or not question:
             return Reply("notice", g.renderer.label("thanks_feedback"))
         others = [a for a in (g.article(i) for i in session.last_others) if a is not None]

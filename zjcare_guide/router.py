@@ -25,10 +25,19 @@ class Turn:
     actor: Actor
     session: Session
     now: dt.datetime  # timezone-aware, Asia/Shanghai
+    # The transport already sent the escalation for this text (Conversation.urgent_first), before
+    # waiting on anything: the turn must not send it twice.
+    escalated: bool = False
+    # Writes the reply does not depend on (an unanswered question for the editors, a 👍/👎): run
+    # after the reply is sent, so no parent waits on a database lock for them.
+    later: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def today(self) -> dt.date:
         return self.now.date()
+
+    def defer(self, write: Callable[[], None]) -> None:
+        self.later.append(write)
 
 
 CommandHandler = Callable[[Turn, str], list[Reply]]
