@@ -66,7 +66,8 @@ def build_application(config: Config, holder: GuideHolder, store: Store | None, 
         builder = builder.request(request).get_updates_request(updates_request or request)
     app = builder.build()
     conversation = Conversation(lambda: holder.guide, clock=clock, store=store, policy=config.policy,
-                                admins=config.admins, bot_username=config.bot_username)
+                                admins=config.admins, bot_username=config.bot_username,
+                                retention_months=config.retention_months)
     app.bot_data["state"] = BotState(conversation, holder)
     if store is not None and conversation.planner is not None and app.job_queue is not None:
         outbound = TelegramOutbound(app.bot, conversation.router)

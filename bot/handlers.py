@@ -13,7 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from telegram import Bot, Chat, InlineKeyboardMarkup, MaybeInaccessibleMessage, Message, ReplyKeyboardMarkup, Update
+from telegram import (
+    Bot,
+    Chat,
+    InlineKeyboardMarkup,
+    InputFile,
+    MaybeInaccessibleMessage,
+    Message,
+    ReplyKeyboardMarkup,
+    Update,
+)
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
@@ -94,6 +103,12 @@ async def send_to_chat(bot: Bot, router: Router, chat_id: int, replies: list[Rep
                 chat_id, photo=reply.photo, caption=markup_to_html(reply.text), message_thread_id=thread_id,
                 reply_markup=cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons, router)))
             last = photo.message_id
+            continue
+        if reply.document is not None:
+            doc = await bot.send_document(
+                chat_id, document=InputFile(reply.document.data, filename=reply.document.filename),
+                caption=markup_to_html(reply.text), message_thread_id=thread_id)
+            last = doc.message_id
             continue
         if reply.venue is not None:
             v = reply.venue

@@ -159,6 +159,9 @@ def print_replies(replies: list[Reply], numbered: bool = True) -> None:
         if reply.photo is not None:
             click.echo(f"[二维码图片，{len(reply.photo)} 字节；在 Telegram 中作为图片发送]")
         click.echo(to_plain(reply.text))
+        if reply.document is not None:
+            click.echo(f"[文件 {reply.document.filename}，{len(reply.document.data)} 字节；在 Telegram 中作为文件发送]")
+            click.echo(reply.document.data.decode("utf-8", "replace"))
         if reply.ask_location is not None:
             others = " / ".join(reply.ask_location.other_labels)
             click.echo(f"\n  [{reply.ask_location.share_label}：输入 /loc 纬度 经度，如 /loc 29.71 120.24]")
@@ -215,9 +218,9 @@ def chat(age_months: int | None, content: str | None) -> None:
     """Talk to the guide on the console, offline, no token needed.
 
     Type a question; a number presses a button of the last reply; /topics, /age N, /find, /child,
-    /reminders, /pause, /resume, /unlink, /report, /places N (operators), /invite, /families, /overdue,
-    /visit, /push (doctors), /cancel, /help, /quit; share a location with /loc LATITUDE LONGITUDE
-    (WGS-84), e.g. /loc 29.71 120.24.
+    /reminders, /pause, /resume, /unlink, /privacy, /mydata, /forget, /report, /places N (operators),
+    /invite, /families, /overdue, /visit, /push (doctors), /cancel, /help, /quit; share a location
+    with /loc LATITUDE LONGITUDE (WGS-84), e.g. /loc 29.71 120.24.
 
     Example: zjcare-guide chat --age-months 8
     """
@@ -226,7 +229,7 @@ def chat(age_months: int | None, content: str | None) -> None:
     open_directory(store, content, _today(None))
     config = config_from_env()
     conv = Conversation(guide, clock=system_clock, store=store, policy=config.policy, admins=config.admins,
-                        bot_username=config.bot_username)
+                        bot_username=config.bot_username, retention_months=config.retention_months)
     session = Session(age_months=age_months, numbered_buttons=True)
     interactive = sys.stdin.isatty()
     if isinstance(sys.stdin, io.TextIOWrapper):
@@ -421,7 +424,7 @@ def schedule(birth: str, done: tuple[str, ...], discharge: str | None, today: st
             click.echo(f"  · {case}")
 
 
-from . import directory_cli, doctors_cli, reminders_cli  # noqa: E402,F401  (register their commands)
+from . import db_cli, directory_cli, doctors_cli, reminders_cli  # noqa: E402,F401  (register their commands)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

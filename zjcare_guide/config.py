@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .content import DEFAULT_CONTENT_DIR
+from .personal_data import DEFAULT_RETENTION_MONTHS
 from .reminders import Policy, parse_quiet_hours
 
 
@@ -32,6 +33,8 @@ class Config:
     admin_ids: frozenset[int] = field(default_factory=frozenset)
     policy: Policy = field(default_factory=Policy)  # when reminders go out
     bot_username: str | None = None  # ZJCARE_BOT_USERNAME, for invite links when the bot is not running
+    # ZJCARE_RETENTION_MONTHS: a family inactive this long is deleted by `zjcare-guide db purge`.
+    retention_months: int = DEFAULT_RETENTION_MONTHS
 
     @property
     def admins(self) -> frozenset[str]:
@@ -64,6 +67,12 @@ class Config:
             if not limit.isdigit():
                 raise ConfigError(f"ZJCARE_PUSH_DAILY_LIMIT must be a whole number of messages, not {limit!r}")
             policy = dataclasses.replace(policy, push_daily_limit=int(limit))
+        retention = DEFAULT_RETENTION_MONTHS
+        if months := (env.get("ZJCARE_RETENTION_MONTHS") or "").strip():
+            if not months.isdigit() or int(months) < 1:
+                raise ConfigError(f"ZJCARE_RETENTION_MONTHS must be a whole number of months (1 or more), "
+                                  f"not {months!r}")
+            retention = int(months)
         return cls(
             token=(env.get("TELEGRAM_BOT_TOKEN") or "").strip() or None,
             api_base_url=(env.get("TELEGRAM_API_BASE_URL") or "").strip() or None,
@@ -72,6 +81,7 @@ class Config:
             admin_ids=frozenset(admins),
             policy=policy,
             bot_username=(env.get("ZJCARE_BOT_USERNAME") or "").strip().lstrip("@") or None,
+            retention_months=retention,
         )
 
     def require_token(self) -> str:

@@ -15,6 +15,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Sequence
 
+from . import personal_data
 from .child_flow import ChildFlow
 from .children import Families, age_in_months
 from .clock import Clock
@@ -25,6 +26,7 @@ from .guide import Guide, GuideHolder, Outcome
 from .institutions import Directory
 from .operators import Operators
 from .outbox import Outbox
+from .privacy import Privacy
 from .reminder_flow import ReminderFlow, ReminderPlanner
 from .reminders import Policy, Reminders
 from .replies import Action, Button, Command, Event, Location, Press, Reply, Session, Text, Unsupported
@@ -48,7 +50,8 @@ class Conversation(BaseFeature):
 
     def __init__(self, guide: Guide | Callable[[], Guide], *, clock: Clock, store: Store | None = None,
                  policy: Policy | None = None, admins: frozenset[str] = frozenset(),
-                 bot_username: str | None = None) -> None:
+                 bot_username: str | None = None,
+                 retention_months: int = personal_data.DEFAULT_RETENTION_MONTHS) -> None:
         # A callable lets a transport swap in a reloaded guide without rebuilding the conversation.
         self._guide = guide if callable(guide) else (lambda: guide)
         self.store = store
@@ -69,7 +72,9 @@ class Conversation(BaseFeature):
                                    ChildFlow(self._guide, families, self.planner),
                                    ReminderFlow(self._guide, families, self.planner),
                                    Reports(self._guide, directory), Operators(self._guide, directory),
-                                   self.doctor_flow, self]
+                                   self.doctor_flow,
+                                   Privacy(self._guide, store.db if store is not None else None, retention_months),
+                                   self]
         self.router = Router(features)
 
     @property

@@ -43,6 +43,15 @@ class Venue:
 
 
 @dataclass(frozen=True)
+class Document:
+    """A file sent with the message (Telegram's sendDocument): a parent's data as JSON."""
+
+    filename: str
+    data: bytes
+    mime_type: str = "application/json"
+
+
+@dataclass(frozen=True)
 class LocationRequest:
     """Ask for the parent's location: a keyboard whose first button shares it (where the transport
     can), then plain answers such as 取消 that come back as text."""
@@ -63,12 +72,13 @@ class Reply:
     venue: Venue | None = None
     ask_location: LocationRequest | None = None
     photo: bytes | None = None  # a PNG (a doctor's invite QR code); `text` is its caption
+    document: Document | None = None  # a file; `text` is its caption
 
     def __post_init__(self) -> None:
         if self.ask_location is not None and self.buttons:
             raise ValueError("a location request carries its own keyboard, not inline buttons")
-        if self.photo is not None and len(self.text) > 1024:
-            raise ValueError("a photo's caption is at most 1024 characters")
+        if (self.photo is not None or self.document is not None) and len(self.text) > 1024:
+            raise ValueError("a photo's or a file's caption is at most 1024 characters")
 
     def actions(self) -> list[Action]:
         return [b.action for row in self.buttons for b in row]

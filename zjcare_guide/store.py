@@ -191,11 +191,14 @@ def _m005_doctors(db: Database) -> None:
     db.execute("create index outbox_ref on outbox (kind, ref_id, state)")
 
 
-@migrations(name="006_last_seen")
-def _m006_last_seen(db: Database) -> None:
-    """The day each family was last active, for the retention purge (`zjcare-guide db purge`)."""
+@migrations(name="006_privacy")
+def _m006_privacy(db: Database) -> None:
+    """The day each family was last active, for the retention purge (`zjcare-guide db purge`), and the
+    audit log's tombstones."""
     db.execute("alter table families add column last_seen text")
     db.execute("update families set last_seen = substr(coalesce(consent_at, created), 1, 10)")
+    # A forgotten family's audit rows keep an anonymous mark instead of the family (privacy.forget).
+    db.execute("alter table audit add column tombstone text")
 
 
 # How long a write waits for another process's lock before it gives up (sqlite3's default is 5 s).

@@ -1,0 +1,211 @@
+"""个人信息 (PIPL): /privacy, /mydata (message and JSON), /forget (every table scanned afterwards), the
+retention purge and last activity — with a real SQLite database and a fixed clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from zjcare_guide.children import Families
+from zjcare_guide.cli import main
+from zjcare_guide.clock import TZ, fixed_clock
+from zjcare_guide.conversation import Conversation
+from zjcare_guide.doctors import Doctors
+from zjcare_guide.guide import Guide
+from zjcare_guide.identity import Actor
+from zjcare_guide.outbox import Outbox
+from zjcare_guide.reminders import Policy
+from zjcare_guide.replies import Action, Command, Press, Reply, Session, Text
+from zjcare_guide.reports import file_report
+from zjcare_guide.store import Store
+
+from .test_reminders import register
+
+NOW = dt.datetime(2026, 12, 1, 10, 0, tzinfo=TZ)
+PARENT = Actor("test", "424242", "424242")
+OTHER = Actor("test", "515151", "515151")
+DOCTOR = Actor("test", "700171", "700171")
+GROUP = Actor("test", "424242", "-100999")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store.open(tmp_path / "z.db")
+
+
+@pytest.fixture
+def conv(guide: Guide, store: Store) -> Conversation:
+    return Conversation(guide, clock=fixed_clock(NOW), store=store, bot_username="zjcare_test_bot",
+                        retention_months=18)
+
+
+def say(conv: Conversation, actor: Actor, name: str, session: Session | None = None) -> list[Reply]:
+    return conv.handle(Command(name, actor=actor), session or Session())
+
+
+def everything(store: Store) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table, by table (the R*Tree's shadow tables included)."""
+    tables = [r[0] for r in store.db.execute("select name from sqlite_master where type = 'table'")]
+    out = {}
+    for table in tables:
+        cur = store.db.execute(f"select * from [{table}]")
+        names = [d[0] for d in cur.description]
+        out[table] = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return out
+
+
+def a_family_with_everything(conv: Conversation, store: Store, actor: Actor, nicknames: tuple[str, str],
+                             report: str) -> int:
+    """Two children (one item recorded, one muted), signed with the doctor, a visit answered, a
+    report filed, the doctor's list viewed: every table that can hold a family's data has a row."""
+    session = Session()
+    register(conv, session, nicknames[0], "2026-03-01", actor)
+    register(conv, session, nicknames[1], "2026-03-01", actor)
+    families = Families(store.db)
+    family = families.get(actor.user_key)
+    assert family is not None
+    first, second = families.children(family.id)
+    families.record(first.id, "hepb-1", dt.date(2026, 3, 1), NOW)
+    store.db.execute("insert into muted (child_id, item_id, at) values (?, 'bcg-1', ?)", [second.id, NOW.isoformat()])
+    book = Doctors(store.db)
+    doctor = book.by_user(DOCTOR.user_key)
+    assert doctor is not None
+    code = book.invite(doctor.id, NOW)
+    [preview] = conv.handle(Command("start", f"join_{code}", actor=actor), session)
+    conv.handle(Press(next(a for a in preview.actions() if a.kind == "join"), actor=actor), session)
+    outbox = Outbox(store.db)
+    visit = outbox.add_visit(doctor.id, family.id, family.address, NOW + dt.timedelta(days=2), "家中", "带上手册",
+                             NOW, Policy())
+    conv.handle(Press(Action("visit_answer", str(visit.id), value=1), actor=actor), session)
+    file_report(store.db, NOW, report, actor.user_key, town_code="330681101")
+    say(conv, DOCTOR, "families")
+    return family.id
+
+
+@pytest.fixture
+def two_families(conv: Conversation, store: Store) -> tuple[int, int]:
+    Doctors(store.db).add("王医生", "店口镇卫生院", NOW, DOCTOR.user_key)
+    mine = a_family_with_everything(conv, store, PARENT, ("小团圆", "小月亮"), "这家托育园的厨房很脏")
+    other = a_family_with_everything(conv, store, OTHER, ("阿福", "阿宝"), "另一家的举报内容")
+    return mine, other
+
+
+def test_privacy_says_what_why_how_long_and_who(conv: Conversation) -> None:
+    [reply] = say(conv, Actor("test", "1", "1"), "privacy")
+    for words in ("小名和出生日期", "为什么", "谁能看到", "签约的家庭医生", "18个月", "/mydata", "/forget"):
+        assert words in reply.text
+
+
+def test_mydata_and_forget_are_for_private_chats_and_a_stranger_has_nothing(
+        conv: Conversation, store: Store, two_families: tuple[int, int]) -> None:
+    before = everything(store)
+    for name in ("mydata", "forget"):
+        [reply] = say(conv, GROUP, name)
+        assert "私聊" in reply.text and "小团圆" not in reply.text
+        [reply] = say(conv, Actor("test", "999", "999"), name)
+        assert "没有保存您的任何个人信息" in reply.text
+    assert everything(store) == before
+
+
+def test_mydata_shows_everything_as_a_message_and_a_json_file(
+        conv: Conversation, store: Store, two_families: tuple[int, int]) -> None:
+    message, file = say(conv, PARENT, "mydata")
+    for words in ("小团圆", "小月亮", "2026-03-01", "王医生", "上门访视", "查看签约家庭列表", "您的举报"):
+        assert words in message.text
+    assert "阿福" not in message.text
+    assert file.document is not None and file.document.filename.endswith(".json")
+    data = json.loads(file.document.data)
+    assert [c["nickname"] for c in data["children"]] == ["小团圆", "小月亮"]
+    assert data["children"][0]["records"][0]["item_id"] == "hepb-1" and data["children"][1]["muted"] == ["bcg-1"]
+    assert data["children"][0]["reminders"] and data["doctor"]["name"] == "王医生"
+    assert data["visits"][0]["state"] == "confirmed" and data["queued_messages"]
+    assert [r["text"] for r in data["reports"]] == ["这家托育园的厨房很脏"]
+    assert {"link", "visit_confirmed", "families"} <= {a["action"] for a in data["doctor_actions"]}
+    assert "阿福" not in file.document.data.decode()
+
+
+def test_forget_deletes_everything_that_names_the_family_and_nothing_else(
+        conv: Conversation, store: Store, two_families: tuple[int, int]) -> None:
+    mine, other = two_families
+    families = Families(store.db)
+    child_ids = {c.id for c in families.children(mine)}
+    others_before = {t: [r for r in rows if _names(r, OTHER, ("阿福", "阿宝"), {other},
+                                                   {c.id for c in families.children(other)})]
+                     for t, rows in everything(store).items()}
+    audit_before = store.db.execute("select count(*) from audit").fetchone()[0]
+    session = Session(age_months=9)
+    [confirm] = say(conv, PARENT, "forget", session)
+    assert "小团圆" in confirm.text and "王医生" in confirm.text and "不能恢复" in confirm.text
+    [done] = conv.handle(Press(next(a for a in confirm.actions() if a.value == 1), actor=PARENT), session)
+    assert "已删除" in done.text and session.age_months is None
+    after = everything(store)
+    left = {t: [r for r in rows if _names(r, PARENT, ("小团圆", "小月亮", "这家托育园的厨房很脏"), {mine}, child_ids)]
+            for t, rows in after.items()}
+    assert {t: rows for t, rows in left.items() if rows} == {}
+    # The audit log keeps its rows, the family replaced by a tombstone; the other family is untouched.
+    assert store.db.execute("select count(*) from audit").fetchone()[0] == audit_before
+    assert store.db.execute("select count(*) from audit where tombstone like 'forgotten-%'").fetchone()[0] >= 2
+    assert {t: [r for r in rows if _names(r, OTHER, ("阿福", "阿宝"), {other},
+                                          {c.id for c in families.children(other)})]
+            for t, rows in after.items()} == others_before
+    [again] = say(conv, PARENT, "mydata")
+    assert "没有保存您的任何个人信息" in again.text
+
+
+def _names(row: dict[str, Any], actor: Actor, words: tuple[str, ...], family_ids: set[int],
+           child_ids: set[int]) -> bool:
+    """Whether a row names the family: its account or chat, a nickname or its report text anywhere,
+    or its family or children's ids in the columns that hold them."""
+    for column, value in row.items():
+        if isinstance(value, str) and (actor.user_id in value or any(w in value for w in words)):
+            return True
+        if (column == "family_id" and value in family_ids) or (column == "child_id" and value in child_ids):
+            return True
+        if column == "id" and "nickname" in row and value in child_ids:
+            return True
+    return False
+
+
+def test_forget_asks_first_and_a_forged_or_declined_confirmation_deletes_nothing(
+        conv: Conversation, store: Store, two_families: tuple[int, int]) -> None:
+    before = everything(store)
+    [forged] = conv.handle(Press(Action("forget", value=1), actor=PARENT), Session())
+    assert "过期" in forged.text
+    session = Session()
+    [confirm] = say(conv, PARENT, "forget", session)
+    [kept] = conv.handle(Press(next(a for a in confirm.actions() if a.value == 0), actor=PARENT), session)
+    assert "什么也没有删除" in kept.text
+    # Another account pressing the button of this parent's confirmation deletes nothing of either.
+    session = Session()
+    [confirm] = say(conv, PARENT, "forget", session)
+    [other] = conv.handle(Press(next(a for a in confirm.actions() if a.value == 1), actor=OTHER), Session())
+    assert "过期" in other.text
+    assert everything(store) == before
+
+
+def test_activity_is_recorded_once_a_day_and_the_purge_deletes_only_inactive_families(
+        guide: Guide, store: Store, two_families: tuple[int, int], tmp_path: Path) -> None:
+    mine, other = two_families
+    later = NOW + dt.timedelta(days=400)
+    conv = Conversation(guide, clock=fixed_clock(later), store=store)
+    conv.handle(Text("宝宝几个月加辅食", actor=OTHER), Session())
+    seen = dict(store.db.execute("select id, last_seen from families").fetchall())
+    assert seen == {mine: NOW.date().isoformat(), other: later.date().isoformat()}
+    db = str(tmp_path / "z.db")
+    runner = CliRunner()
+    dry = runner.invoke(main, ["db", "purge", "--months", "12", "--today", "2028-01-10", "--dry-run", "--db", db])
+    assert dry.exit_code == 0 and dry.output.startswith("1 family(ies)")
+    assert len(store.db.execute("select id from families").fetchall()) == 2
+    done = runner.invoke(main, ["db", "purge", "--months", "12", "--today", "2028-01-10", "--db", db])
+    # The inactive family's report went with it; the active family's older report stays, unlinked.
+    assert done.exit_code == 0 and "deleted 1 family(ies)" in done.output and "1 older report(s)" in done.output
+    assert store.db.execute("select text, reporter from reports").fetchall() == [("另一家的举报内容", "")]
+    assert [r[0] for r in store.db.execute("select id from families")] == [other]
+    assert Families(store.db).children(other) and not Families(store.db).children(mine)
+    bad = runner.invoke(main, ["db", "purge", "--months", "0", "--db", db])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
