@@ -52,6 +52,9 @@ class RecordingRequest(BaseRequest):
                          pool_timeout: Any = None) -> tuple[int, bytes]:
         name = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
+        if request_data is not None and request_data.multipart_data:
+            # An uploaded file (sendPhoto, sendDocument): (file name, bytes, MIME type) by field name.
+            params.update(request_data.multipart_data)
         self.calls.append((name, params))
         if name == "getMe":
             return self._ok(BOT_USER)
@@ -70,6 +73,8 @@ class RecordingRequest(BaseRequest):
                 self.rejected.append((name, problems))
                 return 400, json.dumps({"ok": False, "error_code": 400,
                                         "description": "Bad Request: " + "; ".join(problems)}).encode()
+            return self._ok(sent_message(name, params, next(_ids)))
+        if name == "sendDocument":
             return self._ok(sent_message(name, params, next(_ids)))
         if name == "sendPhoto":
             caption = str(params.get("caption") or "")
@@ -93,6 +98,9 @@ def sent_message(method: str, params: dict[str, Any], message_id: int) -> dict[s
                            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"}}
     if method == "sendPhoto":
         out["photo"] = [{"file_id": "qr", "file_unique_id": "qr", "width": 330, "height": 330}]
+        out["caption"] = str(params.get("caption") or "")
+    elif method == "sendDocument":
+        out["document"] = {"file_id": "doc", "file_unique_id": "doc", "file_name": "data.json"}
         out["caption"] = str(params.get("caption") or "")
     elif method == "sendVenue":
         out["venue"] = {"location": {"latitude": float(params["latitude"]), "longitude": float(params["longitude"])},

@@ -99,7 +99,7 @@ async def test_post_init_registers_chinese_commands(bot: Bot) -> None:
     [params] = bot.request.sent("setMyCommands")
     commands = json.loads(params["commands"]) if isinstance(params["commands"], str) else params["commands"]
     assert [c["command"] for c in commands] == ["start", "help", "topics", "age", "find", "child", "reminders", "pause",
-                                                "resume", "report", "cancel"]
+                                                "resume", "report", "privacy", "mydata", "forget", "cancel"]
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in c["description"]) for c in commands)
 
 
@@ -400,3 +400,29 @@ async def test_a_reload_runs_off_the_event_loop(bot: Bot, monkeypatch: pytest.Mo
     await reload
     texts = [p["text"] for m, p in bot.request.calls[before:] if m == "sendMessage"]
     assert "重新加载" in texts[-1]
+
+
+async def test_mydata_is_a_message_and_a_json_file_and_forget_deletes_after_a_confirmation(bot: Bot) -> None:
+    [consent] = await bot.send(message("/child"))
+    [data] = [d for label, d in buttons(consent) if "同意" in label and "不" not in label]
+    await bot.send(callback(data))
+    await bot.send(message("小团圆"))
+    [sex] = await bot.send(message("2026-03-01"))
+    [preterm] = await bot.send(callback(buttons(sex)[0][1]))
+    await bot.send(callback(buttons(preterm)[-1][1]))
+    before = len(bot.request.calls)
+    await bot.app.process_update(Update.de_json(message("/mydata"), bot.app.bot))
+    calls = bot.request.calls[before:]
+    assert [m for m, _ in calls] == ["sendMessage", "sendDocument"]
+    assert "小团圆" in calls[0][1]["text"]
+    filename, content, mime = calls[1][1]["document"]
+    assert filename.endswith(".json") and mime == "application/json"
+    payload = json.loads(content)
+    assert payload["children"][0]["nickname"] == "小团圆"
+    [confirm] = await bot.send(message("/forget"))
+    yes = next(d for label, d in buttons(confirm) if "确定" in label)
+    [done] = await bot.send(callback(yes))
+    assert "已删除" in done["text"]
+    assert bot.store.db.execute("select count(*) from children").fetchone()[0] == 0
+    [group] = await bot.send(message(f"/mydata@{BOT_USER['username']}", chat_id=-100123))
+    assert "私聊" in group["text"]

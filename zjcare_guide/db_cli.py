@@ -43,9 +43,12 @@ def _read_only(path: Path) -> sqlite3.Connection:
 def problems_in(conn: sqlite3.Connection) -> list[str]:
     """Integrity problems of an open database: PRAGMA integrity_check's lines (other than "ok") and
     every row PRAGMA foreign_key_check finds."""
-    out = [row[0] for row in conn.execute("pragma integrity_check") if row[0] != "ok"]
-    out += [f"{table} row {rowid}: no {parent} it refers to"
-            for table, rowid, parent, _ in conn.execute("pragma foreign_key_check")]
+    try:
+        out = [row[0] for row in conn.execute("pragma integrity_check") if row[0] != "ok"]
+        out += [f"{table} row {rowid}: no {parent} it refers to"
+                for table, rowid, parent, _ in conn.execute("pragma foreign_key_check")]
+    except sqlite3.DatabaseError as exc:  # damaged beyond what integrity_check can walk
+        return [f"the database is damaged: {exc}"]
     return out
 
 
@@ -74,6 +77,8 @@ def backup(file: str, source: str | None) -> None:
         try:
             # Pages are copied in steps; a write by the bot meanwhile restarts the copy of what changed.
             src.backup(dst, pages=1024)
+            # One self-contained file (no -wal beside it) that can be copied off the machine as is.
+            dst.execute("pragma journal_mode=delete")
             problems = problems_in(dst)
             tables = dst.execute("select count(*) from sqlite_master where type = 'table'").fetchone()[0]
         finally:
@@ -102,10 +107,13 @@ def check(source: str | None, as_json: bool) -> None:
     conn = _read_only(path)
     try:
         problems = problems_in(conn)
-        mode = conn.execute("pragma journal_mode").fetchone()[0]
-        wrapped = Database(conn)  # sqlite-utils' pending() and applied() only read
-        pending = [m.name for m in migrations.pending(wrapped)]
-        applied = {m.name for m in migrations.applied(wrapped)}
+        try:
+            mode = conn.execute("pragma journal_mode").fetchone()[0]
+            wrapped = Database(conn)  # sqlite-utils' pending() and applied() only read
+            pending = [m.name for m in migrations.pending(wrapped)]
+            applied = {m.name for m in migrations.applied(wrapped)}
+        except sqlite3.DatabaseError as exc:
+            raise click.ClickException(f"{path}: the database is damaged: {exc}") from None
     finally:
         conn.close()
     known = [m.name for m in migrations._migrations]  # the registry (sqlite-utils has no public getter)

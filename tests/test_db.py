@@ -1,0 +1,150 @@
+"""The database under operation: WAL and the busy timeout, migrations from an empty database and from
+every earlier schema version, `db backup` while another process writes, and `db check`."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlite_utils.db import Database
+
+from zjcare_guide.cli import main
+from zjcare_guide.store import BUSY_TIMEOUT_S, Store, migrations
+
+NAMES = [m.name for m in migrations._migrations]
+
+
+def test_the_database_is_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "z.db")
+    assert store.db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("pragma busy_timeout").fetchone()[0] == int(BUSY_TIMEOUT_S * 1000)
+    assert store.db.execute("pragma foreign_keys").fetchone()[0] == 1
+
+
+def _fill(conn: sqlite3.Connection, applied: int) -> dict[str, int]:
+    """A row in each table the first `applied` migrations created; returns the expected counts."""
+    counts: dict[str, int] = {}
+    if applied >= 1:
+        conn.execute("insert into feedback (day, article_id, value, question, question_key) "
+                     "values ('2026-01-05', 'fever', -1, '发烧怎么办', 'k')")
+        counts["feedback"] = 1
+    if applied >= 2:
+        conn.execute("insert into reports (ref, day, created_at, filing_no, institution, town_code, text, reporter, "
+                     "status) values ('JB20260105-0001', '2026-01-05', '2026-01-05T10:00:00+08:00', '', '', "
+                     "'330681101', '举报内容', 'telegram:1', 'new')")
+        counts["reports"] = 1
+    if applied >= 3:
+        conn.execute("insert into families (id, key, address, consent_at, paused, created) values "
+                     "(1, 'telegram:1', 'telegram:1', '2026-01-05T10:00:00+08:00', 0, '2026-01-05T10:00:00+08:00')")
+        conn.execute("insert into children (id, family_id, nickname, birth, created) values "
+                     "(1, 1, '豆豆', '2026-01-01', '2026-01-05T10:00:00+08:00')")
+        conn.execute("insert into records (child_id, item_id, done_on, recorded_at) values "
+                     "(1, 'hepb-1', '2026-01-01', '2026-01-05T10:00:00+08:00')")
+        counts.update(families=1, children=1, records=1)
+    if applied >= 4:
+        conn.execute("insert into reminders (family_id, child_id, item_id, kind, item_due, send_at, next_at) values "
+                     "(1, 1, 'hepb-2', 'due', '2026-02-01', '2026-02-01T09:00:00+08:00', '2026-02-01T09:00:00+08:00')")
+        counts["reminders"] = 1
+    if applied >= 5:
+        conn.execute("insert into doctors (id, name, clinic, created) values (1, '王医生', '店口镇卫生院', "
+                     "'2026-01-05T10:00:00+08:00')")
+        conn.execute("insert into links (family_id, doctor_id, since) values (1, 1, '2026-01-06T10:00:00+08:00')")
+        conn.execute("insert into audit (at, doctor_id, actor, action, family_id) values "
+                     "('2026-01-06T10:00:00+08:00', 1, 'telegram:1', 'link', 1)")
+        counts.update(doctors=1, links=1, audit=1)
+    conn.commit()
+    return counts
+
+
+@pytest.mark.parametrize("applied", range(len(NAMES)))
+def test_an_earlier_schema_version_is_migrated_with_its_data(tmp_path: Path, applied: int) -> None:
+    """From every earlier version (0: an empty database) to the current one, keeping every row."""
+    path = tmp_path / "z.db"
+    conn = sqlite3.connect(path)
+    migrations.apply(Database(conn), stop_before=NAMES[applied])
+    expected = _fill(conn, applied)
+    conn.close()
+    store = Store.open(path)
+    assert [m.name for m in migrations.pending(store.db)] == []
+    assert {t: store.db.table(t).count for t in expected} == expected
+    if applied >= 3:  # the family's last activity is filled in from its consent (006)
+        assert store.db.execute("select last_seen from families").fetchone()[0] == "2026-01-05"
+    result = CliRunner().invoke(main, ["db", "check", "--db", str(path)])
+    assert result.exit_code == 0 and ": ok," in result.output and f"{len(NAMES)} of {len(NAMES)}" in result.output
+
+
+def test_a_new_file_is_migrated_from_empty(tmp_path: Path) -> None:
+    Store.open(tmp_path / "new.db")
+    result = CliRunner().invoke(main, ["db", "check", "--db", str(tmp_path / "new.db"), "--json"])
+    assert result.exit_code == 0 and '"ok": true' in result.output and '"journal_mode": "wal"' in result.output
+
+
+_WRITER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], timeout=30)
+for i in range(int(sys.argv[2])):
+    conn.execute("insert into unanswered (day, kind, question, question_key) values ('2026-12-01', 'fallback', ?, ?)",
+                 (f"问题{i}", f"k{i}"))
+    conn.commit()
+    if i == 499:
+        print("writing", flush=True)  # 500 rows in: the backup starts while the rest are written
+"""
+
+
+def test_backup_while_another_process_writes_gives_a_consistent_checked_copy(tmp_path: Path) -> None:
+    source, copy = tmp_path / "z.db", tmp_path / "backups" / "z-copy.db"
+    Store.open(source)
+    copy.parent.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(source), "3000"], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+    result = CliRunner().invoke(main, ["db", "backup", str(copy), "--db", str(source)])
+    writer.wait(timeout=120)
+    assert result.exit_code == 0, result.output
+    assert "integrity ok" in result.output
+    assert [p.name for p in copy.parent.iterdir()] == ["z-copy.db"]  # one file, no temporary file left
+    conn = sqlite3.connect(copy)
+    assert conn.execute("pragma journal_mode").fetchone()[0] == "delete"
+    assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+    rows = conn.execute("select count(*) from unanswered").fetchone()[0]
+    # A snapshot: every row committed up to some moment, in order, none half written.
+    assert 500 <= rows <= 3000
+    assert [r[0] for r in conn.execute("select question_key from unanswered order by id")] == \
+        [f"k{i}" for i in range(rows)]
+    print(f"backup taken while another process wrote: {rows} of 3000 rows in the copy")
+
+
+def test_a_failed_backup_is_one_line_and_leaves_the_earlier_backup(tmp_path: Path) -> None:
+    source = tmp_path / "z.db"
+    Store.open(source)
+    runner = CliRunner()
+    missing = runner.invoke(main, ["db", "backup", str(tmp_path / "no" / "such" / "x.db"), "--db", str(source)])
+    assert missing.exit_code == 1 and "not a writable folder" in missing.output and "Traceback" not in missing.output
+    itself = runner.invoke(main, ["db", "backup", str(source), "--db", str(source)])
+    assert itself.exit_code == 1 and "another file" in itself.output
+    nothing = runner.invoke(main, ["db", "backup", str(tmp_path / "x.db"), "--db", str(tmp_path / "absent.db")])
+    assert nothing.exit_code == 1 and "no database" in nothing.output and not (tmp_path / "x.db").exists()
+
+
+def test_check_finds_a_damaged_database_and_changes_nothing(tmp_path: Path) -> None:
+    source, damaged = tmp_path / "z.db", tmp_path / "damaged.db"
+    store = Store.open(source)
+    store.db.conn.executemany("insert into unanswered (day, kind, question, question_key) values (?, ?, ?, ?)",
+                              [("2026-12-01", "fallback", "问题" * 50, f"k{i}") for i in range(2000)])
+    store.db.conn.commit()
+    store.db.conn.execute("pragma wal_checkpoint(truncate)")
+    shutil.copy(source, damaged)
+    size = damaged.stat().st_size
+    with damaged.open("r+b") as f:  # scribble over pages in the middle of the file
+        f.seek(size // 2)
+        f.write(b"\x00garbage" * 4096)
+    before = damaged.read_bytes()
+    result = CliRunner().invoke(main, ["db", "check", "--db", str(damaged)])
+    assert result.exit_code == 1 and "problem" in result.output and "Traceback" not in result.output
+    assert damaged.read_bytes() == before
+    ok = CliRunner().invoke(main, ["db", "check", "--db", str(source)])
+    assert ok.exit_code == 0
