@@ -36,6 +36,7 @@ from zjcare_guide.reminders_cli import parse_at, reminders
 
 from .app import build_application
 from .heap import settle_heap
+from .logs import quiet_libraries
 from .outbound import TelegramOutbound
 
 
@@ -57,8 +58,7 @@ def run(webhook_url: str | None, listen: str, port: int) -> None:
     Example: TELEGRAM_BOT_TOKEN=123456:ABC zjcare-guide run
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request URL at INFO, and the URL contains the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    quiet_libraries()  # httpx logs URLs (the token), PTB's DEBUG every reply's text
     for handler in logging.getLogger().handlers:
         handler.addFilter(_no_invalid_token_traceback)
     config = config_from_env()

@@ -18,6 +18,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.app import _post_init, build_application
+from bot.logs import quiet_libraries
 from bot.telegram_html import decode_action
 from zjcare_guide.clock import TZ
 from zjcare_guide.config import Config
@@ -426,3 +427,36 @@ async def test_mydata_is_a_message_and_a_json_file_and_forget_deletes_after_a_co
     assert bot.store.db.execute("select count(*) from children").fetchone()[0] == 0
     [group] = await bot.send(message(f"/mydata@{BOT_USER['username']}", chat_id=-100123))
     assert "私聊" in group["text"]
+
+
+async def test_logs_never_hold_names_nicknames_birth_dates_or_message_texts(
+        bot: Bot, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parent's whole journey, failures included, with every logger at DEBUG: no personal data in
+    any record or traceback (with the libraries held as `run` holds them: PTB logs every call's
+    parameters at DEBUG)."""
+    caplog.set_level(logging.DEBUG)
+    quiet_libraries()
+    secret = ("小团圆", "2026-03-01", "2026年3月1日", "王小明", "宝宝抽搐了叫不醒", "围兜用什么布料", "厨房很脏")
+    [consent] = await bot.send(message("/child", user={**PARENT, "first_name": "王小明"}))
+    await bot.send(callback(next(d for label, d in buttons(consent) if "同意" in label and "不" not in label)))
+    await bot.send(message("小团圆"))
+    [sex] = await bot.send(message("2026年3月1日"))
+    [preterm] = await bot.send(callback(buttons(sex)[0][1]))
+    await bot.send(callback(buttons(preterm)[-1][1]))
+    await bot.send(message("宝宝抽搐了叫不醒"))
+    await bot.send(message("宝宝的围兜用什么布料好"))
+    bot.request.fail_next = 1  # a send that fails: the error handler logs it
+    await bot.app.process_update(Update.de_json(message("我家小团圆发烧了"), bot.app.bot))
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr("zjcare_guide.guidance.Guidance.on_text", boom)  # a conversation that fails
+    await bot.send(message("小团圆的厨房很脏"))
+    monkeypatch.undo()
+    await bot.app.bot_data["dispatcher"].run(dt.datetime(2026, 12, 2, 9, 0, tzinfo=TZ))
+    await bot.send(message("/mydata"))
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    logged = "\n".join(formatter.format(r) for r in caplog.records)
+    assert "conversation failed" in logged and "handler failed" in logged  # the failures were logged
+    assert [s for s in secret if s in logged] == []
