@@ -460,3 +460,22 @@ async def test_logs_never_hold_names_nicknames_birth_dates_or_message_texts(
     logged = "\n".join(formatter.format(r) for r in caplog.records)
     assert "conversation failed" in logged and "handler failed" in logged  # the failures were logged
     assert [s for s in secret if s in logged] == []
+
+
+async def test_a_question_is_answered_while_another_process_holds_the_write_lock(
+        tmp_path: Path, content_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unanswered question is recorded for the editors after the answer, once the lock is free:
+    the answer does not wait for it (an ordering: it is sent while the lock is still held)."""
+    monkeypatch.setattr("zjcare_guide.store.BUSY_TIMEOUT_S", 300.0)
+    async with running_bot(tmp_path, content_copy) as bot:
+        before = len(bot.request.calls)
+        with write_lock(tmp_path / "z.db"):
+            asking = asyncio.create_task(bot.app.process_update(
+                Update.de_json(message("宝宝的围兜用什么布料的好呢"), bot.app.bot)))
+            while not any(m == "sendMessage" for m, _ in bot.request.calls[before:]) and not asking.done():
+                await asyncio.sleep(0.01)
+            [answer] = [p for m, p in bot.request.calls[before:] if m == "sendMessage"]
+            assert answer["text"] and not asking.done()  # answered; the record still waits on the lock
+            assert bot.store.counts()["unanswered"] == 0
+        await asking
+        assert bot.store.counts()["unanswered"] == 1
