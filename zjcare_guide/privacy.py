@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlite_utils.db import Database
 
@@ -51,14 +52,20 @@ class Privacy(BaseFeature):
     def _privacy(self, turn: Turn, args: str) -> list[Reply]:
         return [self._say("policy", months=self.retention_months)]
 
-    def _mydata(self, turn: Turn, args: str) -> list[Reply]:
+    def _stored(self, turn: Turn) -> dict[str, Any] | Reply:
+        """Everything stored about the account (personal_data.export), or the reply that says why
+        there is nothing to show: no database, not a private chat, nothing stored."""
         if self.db is None:
-            return [self._say("unavailable")]
+            return self._say("unavailable")
         if not self._private(turn):
-            return [self._say("private_only")]
+            return self._say("private_only")
         data = personal_data.export(self.db, turn.actor.user_key, turn.now)
-        if data is None:
-            return [self._say("nothing", months=self.retention_months)]
+        return self._say("nothing", months=self.retention_months) if data is None else data
+
+    def _mydata(self, turn: Turn, args: str) -> list[Reply]:
+        data = self._stored(turn)
+        if isinstance(data, Reply):
+            return [data]
         children = [{"nickname": c["nickname"], "birth": c["birth"], "sex": c["sex"], "preterm": c["preterm"],
                      "discharge": c["discharge"], "age": age_words(dt.date.fromisoformat(c["birth"]), turn.today),
                      "records": len(c["records"]), "muted": len(c["muted"]),
@@ -70,14 +77,10 @@ class Privacy(BaseFeature):
         return [Reply("notice", text), Reply("notice", self._r().label("mydata_file"), document=file)]
 
     def _forget(self, turn: Turn, args: str) -> list[Reply]:
-        if self.db is None:
-            return [self._say("unavailable")]
-        if not self._private(turn):
-            return [self._say("private_only")]
-        data = personal_data.export(self.db, turn.actor.user_key, turn.now)
-        if data is None:
+        data = self._stored(turn)
+        if isinstance(data, Reply):
             turn.session.state.pop(_PENDING, None)
-            return [self._say("nothing", months=self.retention_months)]
+            return [data]
         turn.session.state[_PENDING] = True
         r = self._r()
         buttons = ((Button(r.label("forget_yes"), Action("forget", value=1)),
