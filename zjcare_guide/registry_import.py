@@ -91,10 +91,14 @@ def _decode(raw: bytes) -> tuple[str, str]:
     """Text and the encoding it was in: a BOM decides; else strict UTF-8, else GB18030 (a superset of
     GBK, which registry exports from Chinese Excel use). GB18030 decodes almost any bytes, so a file
     that is neither still fails later, at its headers."""
-    if raw.startswith(codecs.BOM_UTF8):
-        return raw[len(codecs.BOM_UTF8):].decode("utf-8", "strict"), "utf-8-sig"
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return raw.decode("utf-16"), "utf-16"
+    for bom, codec, name in ((codecs.BOM_UTF8, "utf-8-sig", "UTF-8"), (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+                             (codecs.BOM_UTF16_BE, "utf-16", "UTF-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(codec, "strict"), codec
+            except UnicodeDecodeError:  # bytes that are not UTF-8, an odd length, a broken surrogate pair
+                raise ImportFileError(f"the file starts like {name} text but is not valid {name}: "
+                                      "save it as CSV UTF-8 or XLSX") from None
     try:
         return raw.decode("utf-8", "strict"), "utf-8"
     except UnicodeDecodeError:
