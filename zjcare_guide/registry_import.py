@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +43,19 @@ _INSERT_COLUMNS = ("filing_no", "name", "kind", "inclusive", "town_code", "addre
                    "fees", "hours", "status")
 
 
+def one_line(text: str) -> str:
+    """A message quoting the file as one printable line: line breaks, control and format characters
+    from a cell or header (a newline in a quoted CSV field, ESC from a file in another encoding) are
+    shown escaped, as \\n or \\x1b, instead of breaking the line or reaching the operator's terminal."""
+    return "".join(ch.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") else ch for ch in text)
+
+
 class ImportFileError(ValueError):
     """The file as a whole cannot be read (encoding, format, headers); one line for the operator."""
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class RowProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.column}: {self.message}"
+        return one_line(f"line {self.line}: {self.column}: {self.message}")
 
 
 @dataclass
