@@ -16,7 +16,7 @@ import click
 from .cli import _today, config_from_env, content_option, existing_store, main, open_directory, open_store
 from .identity import user_key
 from .institutions import DEFAULT_RADIUS_KM, FORMS, LISTED, Directory, Filters, Hit
-from .registry_import import ImportFileError, export_file, import_file, write_rows
+from .registry_import import ImportFileError, export_file, import_file, one_line, write_rows
 from .reports import EXPORT_HEADERS, list_reports
 from .store import Store
 from .towns import in_zhuji
@@ -71,7 +71,7 @@ def institutions_import(file: str, dry_run: bool, coords: str, db: str | None, t
     for p in result.problems:
         click.echo(str(p))
     if result.ignored_columns:
-        click.echo(f"ignored column(s): {'、'.join(result.ignored_columns)}", err=True)
+        click.echo(one_line(f"ignored column(s): {'、'.join(result.ignored_columns)}"), err=True)
     if not result.ok:
         click.echo(f"{len(result.problems)} problem(s) in {result.rows} row(s); nothing was imported", err=True)
         raise SystemExit(1)

@@ -30,6 +30,7 @@ from .render import Renderer
 from .replies import Action, Button, Reply
 from .roles import Authority
 from .router import ActionSpec, BaseFeature, CommandSpec, Turn
+from .text import sanitize
 
 CODE_ARG = r"[A-Za-z0-9_-]{16,40}"
 FAMILIES_PER_PAGE = 8
@@ -263,6 +264,7 @@ class DoctorFlow(BaseFeature):
         draft = self._draft(turn)
         if draft is None or self.authority.doctor(turn.actor) is None:
             return None
+        text = sanitize(text)  # what is kept goes into the database and back to the doctor: no lone surrogates
         if draft.step.startswith("visit_"):
             return self._visit_text(turn, text)
         if draft.step in ("push_ages", "push_text"):

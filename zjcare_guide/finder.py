@@ -17,7 +17,7 @@ from .place_search import is_place_search
 from .render import Renderer
 from .replies import Action, Button, Location, LocationRequest, Reply, Venue
 from .router import ActionSpec, BaseFeature, CommandSpec, Turn
-from .text import han_count
+from .text import han_count, sanitize
 from .towns import BY_CODE, TOWNS, find_town, in_zhuji, old_place
 
 PAGE_SIZE = 5
@@ -123,7 +123,7 @@ class Finder(BaseFeature):
 
     def on_text(self, turn: Turn, text: str) -> list[Reply] | None:
         r = self._renderer()
-        text = text.strip()
+        text = sanitize(text).strip()  # a lone surrogate cannot go into a database query
         if self.directory is None:
             return None
         if turn.session.awaiting != self.name:  # claimed out of any flow

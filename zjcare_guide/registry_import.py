@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +43,19 @@ _INSERT_COLUMNS = ("filing_no", "name", "kind", "inclusive", "town_code", "addre
                    "fees", "hours", "status")
 
 
+def one_line(text: str) -> str:
+    """A message quoting the file as one printable line: line breaks, control and format characters
+    from a cell or header (a newline in a quoted CSV field, ESC from a file in another encoding) are
+    shown escaped, as \\n or \\x1b, instead of breaking the line or reaching the operator's terminal."""
+    return "".join(ch.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") else ch for ch in text)
+
+
 class ImportFileError(ValueError):
     """The file as a whole cannot be read (encoding, format, headers); one line for the operator."""
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class RowProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.column}: {self.message}"
+        return one_line(f"line {self.line}: {self.column}: {self.message}")
 
 
 @dataclass
@@ -91,10 +103,14 @@ def _decode(raw: bytes) -> tuple[str, str]:
     """Text and the encoding it was in: a BOM decides; else strict UTF-8, else GB18030 (a superset of
     GBK, which registry exports from Chinese Excel use). GB18030 decodes almost any bytes, so a file
     that is neither still fails later, at its headers."""
-    if raw.startswith(codecs.BOM_UTF8):
-        return raw[len(codecs.BOM_UTF8):].decode("utf-8", "strict"), "utf-8-sig"
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return raw.decode("utf-16"), "utf-16"
+    for bom, codec, name in ((codecs.BOM_UTF8, "utf-8-sig", "UTF-8"), (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+                             (codecs.BOM_UTF16_BE, "utf-16", "UTF-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(codec, "strict"), codec
+            except UnicodeDecodeError:  # bytes that are not UTF-8, an odd length, a broken surrogate pair
+                raise ImportFileError(f"the file starts like {name} text but is not valid {name}: "
+                                      "save it as CSV UTF-8 or XLSX") from None
     try:
         return raw.decode("utf-8", "strict"), "utf-8"
     except UnicodeDecodeError:
