@@ -266,6 +266,9 @@ def test_cancel_says_when_there_was_nothing_to_cancel(conv: Conversation) -> Non
     press(conv, session, "find")
     [cancelled] = conv.handle(Command("cancel", actor=PARENT), session)
     assert "已取消" in cancelled.text and session.awaiting == ""
+    press(conv, session, "find")
+    [cancelled] = conv.handle(Text("取消", actor=PARENT), session)  # the location keyboard's 取消 button
+    assert "已取消" in cancelled.text and session.awaiting == ""
 
 
 def test_no_results_without_filters_says_so_and_offers_no_filters(conv: Conversation, store: Store) -> None:

@@ -135,7 +135,7 @@ class Finder(BaseFeature):
             return self._start(turn, "")
         if same_label(text, r.label("cancel")):
             turn.session.awaiting = ""
-            return [Reply("notice", r.render("cancelled"))]
+            return [Reply("notice", r.render("cancelled", nothing=False))]
         if same_label(text, r.label("find_by_town")):
             return [self._town_list("choose", turn)]
         # A town's name alone, then an institution's name, then a sentence naming a town.
