@@ -131,8 +131,8 @@ def test_unlink_ends_what_the_doctor_sees(conv: Conversation, store: Store) -> N
     register_child(conv, PARENT)
     join(conv, PARENT, doctors(store).invite(doctor_id, NOW))
     session = Session()
-    [confirm] = conv.handle(Command("unlink", actor=PARENT), session)
-    assert "确定" in confirm.text
+    [confirm] = conv.handle(Command("unlink", "yes", actor=PARENT), session)  # typed words confirm nothing
+    assert "确定" in confirm.text and store.db.table("links").count == 1
     conv.handle(Press(next(a for a in confirm.actions() if a.kind == "unlink"), actor=PARENT), session)
     [families] = conv.handle(Command("families", actor=DOCTOR_A), Session())
     assert "豆豆" not in families.text

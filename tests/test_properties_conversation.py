@@ -70,7 +70,6 @@ BAD_AGE = notice_text("bad_input", reason="age").strip()
 COMMAND_WRITES: dict[str, frozenset[str]] = {
     "places": frozenset({"institutions", "places_audit"}),
     "pause": frozenset({"families"}), "resume": frozenset({"families"}),
-    "unlink": frozenset({"links", "visits", "outbox", "audit", "reminders"}),  # "/unlink yes" confirms at once
     "families": frozenset({"audit"}), "overdue": frozenset({"audit"}),  # a doctor's look is audited
     "invite": frozenset({"invites", "audit"}),
 }

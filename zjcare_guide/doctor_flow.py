@@ -83,7 +83,8 @@ class DoctorFlow(BaseFeature):
         self.policy = policy or Policy()
 
     def commands(self) -> Sequence[CommandSpec]:
-        return (CommandSpec("unlink", self._unlink),
+        # Typed arguments are ignored: only the confirmation button unlinks.
+        return (CommandSpec("unlink", lambda t, a: self._unlink(t, confirmed=False)),
                 CommandSpec("invite", self._invite, permission="doctor"),
                 CommandSpec("families", lambda t, a: self._families(t, 0, overdue_only=False), permission="doctor"),
                 CommandSpec("overdue", lambda t, a: self._families(t, 0, overdue_only=True), permission="doctor"),
@@ -92,7 +93,7 @@ class DoctorFlow(BaseFeature):
 
     def actions(self) -> Sequence[ActionSpec]:
         return (ActionSpec("join", "j", self._join_confirm, arg=CODE_ARG),
-                ActionSpec("unlink", "ul", lambda t, a: self._unlink(t, "yes"), values=frozenset({1})),
+                ActionSpec("unlink", "ul", lambda t, a: self._unlink(t, confirmed=True), values=frozenset({1})),
                 ActionSpec("join_no", "jn", lambda t, a: [self._say("not_joined")]),
                 ActionSpec("families", "df", lambda t, a: self._families(t, a.page, overdue_only=a.value == 1),
                            pages=MAX_PAGES, values=frozenset({0, 1}), permission="doctor"),
@@ -197,7 +198,7 @@ class DoctorFlow(BaseFeature):
             doctors.audit(turn.actor.user_key, "link", turn.now, doctor_id=doctor.id, family_id=family.id)
         return [self._say("joined", doctor=doctor, children=self._statuses(family.id, turn.today))]
 
-    def _unlink(self, turn: Turn, args: str) -> list[Reply]:
+    def _unlink(self, turn: Turn, *, confirmed: bool) -> list[Reply]:
         doctors, families = self.authority.doctors, self.authority.families
         if doctors is None or families is None:
             return [self._say("unavailable")]
@@ -205,7 +206,7 @@ class DoctorFlow(BaseFeature):
         doctor = doctors.doctor_of(family.id) if family is not None else None
         if family is None or doctor is None:
             return [self._say("not_linked")]
-        if args != "yes":
+        if not confirmed:
             r = self._r()
             return [self._say("confirm_unlink", ((Button(r.label("unlink_yes"), Action("unlink", value=1)),
                                                   Button(r.label("unlink_no"), Action("join_no"))),), doctor=doctor)]
