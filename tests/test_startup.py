@@ -166,7 +166,8 @@ _PROBE = """
 import sys
 from bot.cli import main
 args = sys.argv[1:]
-main(args, standalone_mode=False)
+code = main(args, standalone_mode=False)
+print("EXIT", code or 0, file=sys.stderr)
 heavy = sorted(m for m in sys.modules if m == "telegram" or m.startswith(("telegram.", "tornado", "apscheduler"))
                or m in ("bot.app", "bot.handlers", "bot.outbound", "httpx"))
 print("LOADED", len(heavy), heavy[:5], file=sys.stderr)
@@ -212,6 +213,7 @@ NO_BOT = {
     "audit": ["audit"],
     "reminders status": ["reminders", "status"],
     "reports list": ["reports", "list"],
+    "db check": ["db", "check"],
     # Without a token there is nothing to send through Telegram: it is not loaded either.
     "reminders send-due (no token)": ["reminders", "send-due", "--at", "2026-12-27T10:00"],
 }
@@ -219,16 +221,17 @@ NO_BOT = {
 
 @pytest.mark.parametrize("name", list(NO_BOT))
 def test_commands_that_do_not_run_the_bot_do_not_import_telegram(tmp_path: Path, name: str) -> None:
-    if name in ("audit", "reminders status", "reports list", "doctors list"):
+    if name in ("audit", "reminders status", "reports list", "doctors list", "db check"):
         _probe(tmp_path, "institutions", "search", "店口")  # these read an existing database
     err = _probe(tmp_path, *NO_BOT[name], stdin="宝宝湿疹怎么护理\n/quit\n")
-    assert "LOADED 0 []" in err, err[-2000:]
+    assert "EXIT 0" in err and "LOADED 0 []" in err, err[-2000:]
 
 
 def test_no_command_but_run_and_send_due_imports_telegram_even_for_its_help(tmp_path: Path) -> None:
     err = _probe(tmp_path, code=_EVERY_HELP)
     commands = re.search(r"COMMANDS (\d+) (.*)", err)
-    assert commands is not None and int(commands.group(1)) >= 20 and "content check" in commands.group(2)
+    assert commands is not None and int(commands.group(1)) >= 20
+    assert "content check" in commands.group(2) and "db check" in commands.group(2)
     assert "LOADED 0 []" in err
     # `run` itself still loads it, and its help works.
     result = subprocess.run([*command(), "run", "--help"], env=base_env(tmp_path), capture_output=True, text=True,
