@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import BotCommand, LinkPreviewOptions
+from telegram import BotCommand, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
 from telegram.ext import (
     AIORateLimiter,
@@ -31,8 +31,22 @@ from .outbound import TelegramOutbound
 
 log = logging.getLogger(__name__)
 REMINDER_INTERVAL_S = 60.0  # reminders go at 09:00: a minute's granularity is plenty
+# What a parent can send that has nothing to read (without a caption): one short reply asking for text.
 UNSUPPORTED = (filters.Sticker.ALL | filters.PHOTO | filters.VOICE | filters.AUDIO | filters.VIDEO
-               | filters.VIDEO_NOTE | filters.Document.ALL | filters.ANIMATION | filters.CONTACT)
+               | filters.VIDEO_NOTE | filters.Document.ALL | filters.ANIMATION | filters.Dice.ALL | filters.POLL
+               | filters.GAME | filters.STORY | filters.PAID_MEDIA | filters.LIVE_PHOTO | filters.CHECKLIST)
+
+
+class _InAlbum(filters.MessageFilter):
+    """A message that is one of an album's photos or videos (Telegram sends each as a message)."""
+
+    __slots__ = ()
+
+    def filter(self, message: Message) -> bool:
+        return message.media_group_id is not None
+
+
+IN_ALBUM = _InAlbum(name="IN_ALBUM")
 
 
 def file_base_url(base_url: str) -> str:
@@ -82,16 +96,39 @@ def build_application(config: Config, holder: GuideHolder, store: Store | None, 
                 log.info("reminders: %s", counts.as_dict())
 
         app.job_queue.run_repeating(send_due, interval=reminder_interval, first=1.0, name="reminders")
+    add_handlers(app)
+    return app
+
+
+def add_handlers(app: Application) -> None:  # type: ignore[type-arg]
+    """Every update a parent can send gets a reply, or is ignored on purpose (listed at the end).
+
+    Handlers in one group: the first that matches takes the update."""
+    # An album arrives as one message per photo: all but the first without a caption stop here, so
+    # the album gets one reply (a caption is always read, wherever it is).
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & IN_ALBUM, handlers.skip_album_rest), group=-1)
     app.add_handler(CallbackQueryHandler(handlers.on_callback))
     # Text and captions, new or edited, in one handler: triage must see every word a parent sends.
+    # A reply to one of the bot's messages, however old, is a message like any other.
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGES & (filters.TEXT | filters.CAPTION),
                                    handlers.on_message))
-    # A shared location searches institutions near it; a live location's later edits are ignored.
+    # A shared location or venue searches institutions near it; a live location's later edits are ignored.
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.LOCATION, handlers.on_location))
-    # What is left has nothing to read; an edit of such a message is deliberately ignored.
+    # A shared contact: the bot never needs a phone number and keeps none.
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.CONTACT, handlers.on_contact))
+    # What is left has nothing to read.
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & UNSUPPORTED, handlers.on_unsupported))
+    # Deliberately ignored (no handler, no reply, no error):
+    # - edits of anything but text and captions (a live location moving, a photo replaced): the
+    #   parent already had the reply to the message, and a reply to each edit would be noise;
+    # - service messages (members joining or leaving, pinned messages, title changes, gifts, boosts…)
+    #   and what the bot never asks for (shared users or chats, web app data, passport data, payments,
+    #   invoices, inline queries): nobody asked the bot anything;
+    # - channel posts and their edits: the bot answers people, not channels;
+    # - my_chat_member and chat_member (the bot or someone added, removed, blocked), join requests,
+    #   reactions, boosts, polls' and business updates: nothing to answer; a parent who blocked the
+    #   bot is noticed when a reminder gets 403 (bot.outbound).
     app.add_error_handler(handlers.on_error)
-    return app
 
 
 async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
@@ -103,6 +140,5 @@ async def _post_init(app: Application) -> None:  # type: ignore[type-arg]
         state.conversation.bot_username = app.bot.username  # from getMe: invite links name the bot
     commands = state.conversation.router.listed_commands()
     await app.bot.set_my_commands([BotCommand(c, renderer.label(f"command_{c}")) for c in commands])
-    log.info("bot @%s ready", app.bot.username)
 
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import re
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -24,8 +25,8 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest
-from telegram.ext import ContextTypes
+from telegram.error import BadRequest, Forbidden
+from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from zjcare_guide.clock import system_clock
 from zjcare_guide.commands import ForOtherBot, parse_command
@@ -227,11 +228,12 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if query is None:
         return
     # Always answer, or the parent's button keeps spinning. A press older than Telegram keeps
-    # queries for cannot be answered any more; the reply below still goes out.
+    # queries for ("query is too old") cannot be answered any more: one line in the log, no
+    # traceback, and the reply below still goes out.
     try:
         await query.answer()
-    except BadRequest:
-        log.info("callback query too old to answer")
+    except BadRequest as exc:
+        log.info("could not answer a callback query: %s", exc.message)
     state = _state(context)
     action = decode_action(query.data, state.conversation.router)
     chat = update.effective_chat
@@ -257,23 +259,96 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await _handle(update, context, Location(loc.latitude, loc.longitude, actor=actor(update)))
 
 
+UNREADABLE = ("sticker", "photo", "voice", "audio", "video", "video_note", "document", "animation", "dice", "poll",
+              "game", "story", "paid_media", "live_photo", "checklist")
+
+
 async def on_unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A message with nothing to read (a sticker, a voice note, a photo without caption, a dice, a
+    poll…): a short reply asking for the question in text."""
     spoken = _spoken_to(update, context)
     if spoken is None:
         return
     message, _ = spoken
-    kind = next((k for k in ("sticker", "photo", "voice", "audio", "video", "video_note", "document",
-                             "animation", "contact") if getattr(message, k, None)), "other")
+    kind = next((k for k in UNREADABLE if getattr(message, k, None)), "other")
     await _handle(update, context, Unsupported(kind, actor=actor(update)))
 
 
+async def on_contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A shared contact: the bot needs no phone number. The contact is not passed to the core, stored
+    or logged; the parent is told so kindly."""
+    spoken = _spoken_to(update, context)
+    chat = update.effective_chat
+    if spoken is None or chat is None:
+        return
+    state = _state(context)
+    reply = Reply("notice", state.holder.guide.renderer.render("bad_input", reason="contact"))
+    async with state.chat_lock(chat.id):
+        await send_replies(chat.id, [reply], context, _thread(spoken[0]), private=chat.type == ChatType.PRIVATE)
+
+
+class RecentKeys:
+    """The last `size` keys seen, oldest forgotten first: bounded memory for de-duplication."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._keys: OrderedDict[tuple[int, str], None] = OrderedDict()
+
+    def seen(self, key: tuple[int, str]) -> bool:
+        """Whether `key` was seen before; remembers it either way."""
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return True
+        self._keys[key] = None
+        if len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+        return False
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+async def skip_album_rest(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Telegram sends an album as one message per photo or video, with one media_group_id. The first
+    the bot sees goes on to the handlers (a reply, or its caption answered); the others stop here,
+    unless they carry a caption of their own, which is always read (triage must see every word).
+
+    Runs before the other handlers (group -1) and without awaiting anything, so the check and the
+    note are one step even with updates handled concurrently."""
+    message = update.message
+    chat = update.effective_chat
+    if message is None or chat is None or message.media_group_id is None:
+        return
+    albums = context.bot_data.get("albums")
+    if not isinstance(albums, RecentKeys):
+        albums = context.bot_data["albums"] = RecentKeys()
+    if albums.seen((chat.id, message.media_group_id)) and not message.caption:
+        raise ApplicationHandlerStop
+
+
+def _quiet_failure(error: BaseException | None) -> str | None:
+    """A failure that is not the bot's fault and needs no traceback: one line for the log."""
+    if isinstance(error, Forbidden):
+        return "the chat blocked the bot (or removed it) before it could answer"
+    if isinstance(error, BadRequest) and "query is too old" in error.message.lower():
+        return "a button press was too old to answer"
+    return None
+
+
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log with context but no personal data, and still give the parent a short apology."""
+    """Log with context but no personal data, and still give the parent a short apology.
+
+    A 403 (the parent blocked the bot) and a button press too old to answer are one line each,
+    without a traceback and without an apology (it could not be delivered, or is not needed)."""
     chat: Chat | None = update.effective_chat if isinstance(update, Update) else None
     kind = "unknown"
     if isinstance(update, Update):
         kind = next((k for k in ("message", "edited_message", "callback_query", "my_chat_member")
                      if getattr(update, k, None) is not None), "other")
+    quiet = _quiet_failure(context.error)
+    if quiet is not None:
+        log.info("%s (a %s update in a %s chat)", quiet, kind, chat.type if chat else "-")
+        return
     log.error("handler failed on a %s update in a %s chat: %r", kind, chat.type if chat else "-",
               context.error, exc_info=context.error)
     if chat is None:
