@@ -93,16 +93,52 @@ async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes
 
 
 async def send_to_chat(bot: Bot, router: Router, chat_id: int, replies: list[Reply], thread_id: int | None = None,
-                       private: bool = True) -> int | None:
+                       private: bool = True, *, retries: int = 2) -> int | None:
     """Send replies to a chat, in order (also used for reminders nobody just asked for). Telegram
     shares a location from a keyboard button in private chats only: in a group the request is text
-    (the parent types a town). Returns the id of the last message sent."""
+    (the parent types a town). Returns the id of the last message sent.
+
+    A call that fails on the way — a 5xx, a dropped connection, a timeout: PTB's NetworkError, not its
+    BadRequest — is made again up to `retries` times, 0.5 s then 1 s later, so that an answer (a danger
+    sign's) is not lost to a passing fault; only that call, not the messages already sent. A 400 or 403
+    is never retried. A 429 is waited out by the rate limiter (AIORateLimiter), up to its max_retries;
+    one still rate limited after those is waited out here too (retry_after), within the same `retries`.
+    When Telegram delivered the message but its answer was lost, the retry delivers it twice: better
+    than not at all. The reminder dispatcher passes retries=0: it retries, backs off and counts on its own."""
+    # Imported here to keep this change within the function (others edit this module's imports).
+    import datetime as dt
+    from collections.abc import Awaitable, Callable
+    from functools import partial
+
+    from telegram.error import NetworkError, RetryAfter
+
+    async def call(send: Callable[[], Awaitable[Message]]) -> Message:
+        for attempt in range(retries + 1):
+            try:
+                return await send()
+            except BadRequest:  # a NetworkError in PTB, but Telegram's final word
+                raise
+            except RetryAfter as exc:  # Telegram still says wait, after the rate limiter's own retries
+                if attempt >= retries:
+                    raise
+                wait = exc.retry_after
+                seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
+                log.warning("still rate limited after the rate limiter's retries; trying again in %.0f s", seconds)
+                await asyncio.sleep(seconds)
+            except NetworkError as exc:
+                if attempt >= retries:
+                    raise
+                log.warning("sending to a chat failed (%s); trying again", type(exc).__name__)
+                await asyncio.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
     last: int | None = None
     for reply in replies:
         if reply.photo is not None:
-            photo = await bot.send_photo(
-                chat_id, photo=reply.photo, caption=markup_to_html(reply.text), message_thread_id=thread_id,
-                reply_markup=cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons, router)))
+            photo = await call(partial(
+                bot.send_photo, chat_id, photo=reply.photo, caption=markup_to_html(reply.text),
+                message_thread_id=thread_id,
+                reply_markup=cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons, router))))
             last = photo.message_id
             continue
         if reply.document is not None:
@@ -113,8 +149,9 @@ async def send_to_chat(bot: Bot, router: Router, chat_id: int, replies: list[Rep
             continue
         if reply.venue is not None:
             v = reply.venue
-            venue = await bot.send_venue(chat_id, latitude=v.latitude, longitude=v.longitude, title=v.title[:256],
-                                         address=v.address[:256] or v.title[:256], message_thread_id=thread_id)
+            venue = await call(partial(
+                bot.send_venue, chat_id, latitude=v.latitude, longitude=v.longitude, title=v.title[:256],
+                address=v.address[:256] or v.title[:256], message_thread_id=thread_id))
             last = venue.message_id
             continue
         chunks = split_html(reply.text)
@@ -126,8 +163,8 @@ async def send_to_chat(bot: Bot, router: Router, chat_id: int, replies: list[Rep
             markup = cast(InlineKeyboardMarkup | None, keyboard_json(reply.buttons, router))
         for i, chunk in enumerate(chunks):
             is_last = i == len(chunks) - 1
-            sent = await bot.send_message(chat_id, chunk, reply_markup=markup if is_last else None,
-                                          message_thread_id=thread_id)
+            sent = await call(partial(bot.send_message, chat_id, chunk, reply_markup=markup if is_last else None,
+                                      message_thread_id=thread_id))
             last = sent.message_id
     return last
 

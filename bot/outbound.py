@@ -33,7 +33,8 @@ class TelegramOutbound:
         if transport != self.transport or not chat.lstrip("-").isdigit():
             return outbound.Failed(f"not a Telegram chat: {transport}", permanent=True)
         try:
-            message_id = await send_to_chat(self.bot, self.router, int(chat), list(replies))
+            # The dispatcher retries and counts on its own: no retries inside this call.
+            message_id = await send_to_chat(self.bot, self.router, int(chat), list(replies), retries=0)
         except TelegramError as exc:
             return _failure(exc)
         return outbound.Sent(str(message_id or ""))

@@ -11,7 +11,15 @@ Faults, for the dispatcher's tests: scripted error answers to the next sendMessa
 not know (`not_found`, always 400 "chat not found"), a limit of messages per rolling second above which
 it answers 429 (`rate_limit`; edits count and are limited too), and a slow answer (`delay`: the message
 is delivered at once, the answer comes `delay` seconds later, as when a response is slow or lost).
-Edits get the blocked, not-found and rate-limit answers, never the scripted ones."""
+Edits get the blocked, not-found and rate-limit answers, never the scripted ones.
+
+Scripted answers may also be a dropped connection (`Drop`: the socket closed with no HTTP answer at all,
+before the call was processed — nothing delivered — or after it: delivered, its answer lost), a slow
+answer to that one call (`Slow`), or None (answered normally: a gap in a script). A burst of 429s
+(`throttle`) answers every sendMessage, sendPhoto and edit with a 429 for some seconds, from now or from
+the moment the n-th message is delivered. `outcomes` lists every sendMessage and sendPhoto call in order
+with what it got; `on_delivered`, when set, is called the moment a message is delivered, before its
+answer (a test kills a process there: the message is then in flight)."""
 
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ import itertools
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +53,38 @@ class Fault:
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
         return web.json_response(body, status=self.status)
+
+
+@dataclass(frozen=True)
+class Drop:
+    """The connection closed without any HTTP answer: before the call was processed (nothing delivered),
+    or — `delivered` — after it (the message delivered, its answer lost)."""
+
+    delivered: bool = False
+
+
+@dataclass(frozen=True)
+class Slow:
+    """The message delivered at once, its answer `seconds` later (past the client's read timeout the
+    answer is lost: delivered, and the client sees a timeout)."""
+
+    seconds: float
+
+
+Scripted = Fault | Drop | Slow
+DROPPED = Drop(delivered=False)
+DELIVERED_THEN_DROPPED = Drop(delivered=True)
+
+
+def outcome(answer: Scripted | None) -> str:
+    """How `outcomes` names what a call got."""
+    if isinstance(answer, Fault):
+        return str(answer.status)
+    if isinstance(answer, Drop):
+        return "delivered-dropped" if answer.delivered else "dropped"
+    if isinstance(answer, Slow):
+        return f"slow {answer.seconds:g}"
+    return "ok"
 
 
 def too_many_requests(retry_after: int = 1) -> Fault:
@@ -93,6 +134,13 @@ def send_photo_problems(params: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _chat(params: dict[str, Any]) -> int:
+    try:
+        return int(params.get("chat_id", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def _markup(value: Any) -> Any:
     """A reply_markup as sent (a JSON string in form data, an object in JSON), for comparison."""
     if isinstance(value, str):
@@ -117,13 +165,21 @@ class FakeBotApi:
         self._runner: web.AppRunner | None = None
         self.port = 0
         # Fault injection (sendMessage only); nothing of it is active unless a test sets it.
-        self.faults: deque[Fault] = deque()  # answers to the next sendMessage calls, to any chat
-        self.chat_faults: dict[int, deque[Fault]] = {}  # answers to the next sendMessage calls to one chat
+        # Answers to the next sendMessage calls, to any chat (None: answered normally).
+        self.faults: deque[Scripted | None] = deque()
+        self.chat_faults: dict[int, deque[Scripted | None]] = {}  # the same, to one chat
         self.blocked: set[int] = set()  # chats that blocked the bot: every sendMessage to them is a 403
         self.not_found: set[int] = set()  # chats Telegram does not know: every sendMessage is a 400
         self.rate_limit: int | None = None  # messages delivered per rolling second, above it a 429
         self.delay = 0.0  # seconds between delivering a message and answering the call
         self.faulted: list[tuple[int, int]] = []  # (chat id, status) of every error answered by the above
+        self.dropped: list[tuple[int, bool]] = []  # (chat id, delivered) of every connection dropped
+        self.slowed: list[tuple[int, float]] = []  # (chat id, seconds) of every scripted slow answer
+        self.outcomes: list[tuple[int, str]] = []  # every sendMessage and sendPhoto call: (chat id, outcome)
+        self.on_delivered: Callable[[dict[str, Any]], None] | None = None
+        self._throttled_until = 0.0
+        self._bursts: list[tuple[int, float, int]] = []  # (after this many sent, for seconds, retry_after)
+        self._retry_after = 1
         self._delivered_at: deque[float] = deque()
         self._closing = False
 
@@ -163,12 +219,22 @@ class FakeBotApi:
     def called(self, method: str) -> list[dict[str, Any]]:
         return [p for m, p in self.calls if m == method]
 
-    def fail(self, *faults: Fault, chat_id: int | None = None) -> None:
-        """Answer the next sendMessage calls (to `chat_id`, or to any chat) with these errors, in order."""
+    def fail(self, *faults: Scripted | None, chat_id: int | None = None) -> None:
+        """Answer the next sendMessage calls (to `chat_id`, or to any chat) with these errors, in order
+        (None: that call is answered normally)."""
         if chat_id is None:
             self.faults.extend(faults)
         else:
             self.chat_faults.setdefault(chat_id, deque()).extend(faults)
+
+    def throttle(self, seconds: float, retry_after: int = 1, after: int | None = None) -> None:
+        """A burst of 429s: every sendMessage, sendPhoto and edit is answered 429 (`retry_after`) for
+        `seconds`, from now or from the moment `after` messages in all have been delivered."""
+        if after is None or len(self.sent) >= after:
+            self._throttled_until = time.monotonic() + seconds
+            self._retry_after = retry_after
+        else:
+            self._bursts = sorted([*self._bursts, (after, seconds, retry_after)])
 
     def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
         """The messages delivered to one chat."""
@@ -178,8 +244,8 @@ class FakeBotApi:
         """The edits accepted in one chat (of one message), in order."""
         return [p for p in self.edits if p["chat_id"] == chat_id and message_id in (None, p["message_id"])]
 
-    def _fault(self, params: dict[str, Any], scripted: bool = True) -> Fault | None:
-        """The error this sendMessage (sendPhoto; edit, not `scripted`) gets instead of being delivered, if any."""
+    def _fault(self, params: dict[str, Any], scripted: bool = True) -> Scripted | None:
+        """What this sendMessage (sendPhoto; edit, not `scripted`) gets instead of a plain delivery, if anything."""
         try:
             chat_id = int(params.get("chat_id", 0))
         except (TypeError, ValueError):
@@ -188,10 +254,13 @@ class FakeBotApi:
             return BLOCKED
         if chat_id in self.not_found:
             return CHAT_NOT_FOUND
+        if time.monotonic() < self._throttled_until:
+            return too_many_requests(self._retry_after)
         if scripted and (queue := self.chat_faults.get(chat_id)):
-            return queue.popleft()
-        if scripted and self.faults:
-            return self.faults.popleft()
+            if (answer := queue.popleft()) is not None:
+                return answer
+        elif scripted and self.faults and (answer := self.faults.popleft()) is not None:
+            return answer
         if self.rate_limit is not None:
             now = time.monotonic()
             while self._delivered_at and self._delivered_at[0] <= now - 1.0:
@@ -228,10 +297,18 @@ class FakeBotApi:
             return self._ok(True)
         if method == "getUpdates":
             return self._ok(await self._get_updates(params))
-        if method in ("sendMessage", "sendPhoto", "editMessageText") \
-                and (fault := self._fault(params, scripted=method != "editMessageText")) is not None:
-            self.faulted.append((int(params.get("chat_id", 0)), fault.status))
-            return fault.response()
+        fault: Scripted | None = None
+        if method in ("sendMessage", "sendPhoto", "editMessageText"):
+            fault = self._fault(params, scripted=method != "editMessageText")
+            chat = _chat(params)
+            if method != "editMessageText":
+                self.outcomes.append((chat, outcome(fault)))
+            if isinstance(fault, Fault):
+                self.faulted.append((chat, fault.status))
+                return fault.response()
+            if isinstance(fault, Drop) and not fault.delivered:
+                self.dropped.append((chat, False))
+                return self._drop(request)
         if method == "editMessageText":
             return self._edit(params)
         if method in ("sendMessage", "sendVenue", "sendPhoto"):
@@ -247,11 +324,29 @@ class FakeBotApi:
                 "reply_markup": _markup(params.get("reply_markup"))}
             if method != "sendVenue" and self.rate_limit is not None:
                 self._delivered_at.append(time.monotonic())
-            if method != "sendVenue" and self.delay:
-                await asyncio.sleep(self.delay)
+            while self._bursts and len(self.sent) >= self._bursts[0][0]:
+                _, seconds, retry_after = self._bursts.pop(0)
+                self.throttle(seconds, retry_after)
+            if self.on_delivered is not None:
+                self.on_delivered(params)
+            if isinstance(fault, Drop):
+                self.dropped.append((_chat(params), True))
+                return self._drop(request)
+            if isinstance(fault, Slow):
+                self.slowed.append((_chat(params), fault.seconds))
+            pause = fault.seconds if isinstance(fault, Slow) else self.delay if method != "sendVenue" else 0.0
+            if pause:
+                await asyncio.sleep(pause)
             return self._ok(answer)
         self.rejected.append((method, ["method not supported by the fake"]))
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+
+    @staticmethod
+    def _drop(request: web.Request) -> web.Response:
+        """Close the connection at once: the client gets no HTTP answer (the response is never written)."""
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)
 
     def _reject(self, method: str, problems: list[str]) -> web.Response:
         self.rejected.append((method, problems))
