@@ -6,12 +6,14 @@ Nothing here decides what to say: that is `zjcare_guide.conversation`, shared wi
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import re
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import cast
 
 from telegram import (
@@ -25,7 +27,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from zjcare_guide.clock import system_clock
@@ -105,13 +107,6 @@ async def send_to_chat(bot: Bot, router: Router, chat_id: int, replies: list[Rep
     one still rate limited after those is waited out here too (retry_after), within the same `retries`.
     When Telegram delivered the message but its answer was lost, the retry delivers it twice: better
     than not at all. The reminder dispatcher passes retries=0: it retries, backs off and counts on its own."""
-    # Imported here to keep this change within the function (others edit this module's imports).
-    import datetime as dt
-    from collections.abc import Awaitable, Callable
-    from functools import partial
-
-    from telegram.error import NetworkError, RetryAfter
-
     async def call(send: Callable[[], Awaitable[Message]]) -> Message:
         for attempt in range(retries + 1):
             try:
@@ -142,9 +137,10 @@ async def send_to_chat(bot: Bot, router: Router, chat_id: int, replies: list[Rep
             last = photo.message_id
             continue
         if reply.document is not None:
-            doc = await bot.send_document(
-                chat_id, document=InputFile(reply.document.data, filename=reply.document.filename),
-                caption=markup_to_html(reply.text), message_thread_id=thread_id)
+            doc = await call(partial(
+                bot.send_document, chat_id,
+                document=InputFile(reply.document.data, filename=reply.document.filename),
+                caption=markup_to_html(reply.text), message_thread_id=thread_id))
             last = doc.message_id
             continue
         if reply.venue is not None:
