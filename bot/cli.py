@@ -199,20 +199,22 @@ class StartupLog(logging.StreamHandler):  # type: ignore[type-arg]
             super().emit(record)
 
 
-def polling_error_in_one_line(record: logging.LogRecord) -> bool:
-    """PTB logs each failed getUpdates (Telegram unreachable, another instance polling) with a full
-    traceback, every few seconds while it lasts: one line with the error is enough."""
-    if record.name == "telegram.ext.Updater" and record.exc_info and str(record.msg).startswith("Exception happened"):
-        error = record.exc_info[1]
-        record.msg, record.args = "getting updates failed, retrying: %s", (getattr(error, "message", error),)
-        record.levelno, record.levelname = logging.WARNING, "WARNING"
-        record.exc_info = record.exc_text = None
+def network_error_in_one_line(record: logging.LogRecord) -> bool:
+    """PTB logs some network failures with a full traceback (e.g. the last getUpdates at shutdown while
+    Telegram is unreachable): the error's one line says all there is to say."""
+    error = record.exc_info[1] if record.exc_info else None
+    if error is not None and record.name.startswith("telegram"):
+        from telegram.error import BadRequest, NetworkError
+
+        if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
+            record.msg, record.args = f"{record.getMessage()} ({error.message})", ()
+            record.exc_info, record.exc_text = None, None
     return True
 
 
 def start_logging(mask: Masker) -> StartupLog:
     handler = StartupLog(mask)
-    handler.addFilter(polling_error_in_one_line)
+    handler.addFilter(network_error_in_one_line)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

@@ -27,7 +27,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from zjcare_guide.clock import system_clock
@@ -359,8 +359,12 @@ async def skip_album_rest(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         raise ApplicationHandlerStop
 
 
-def _quiet_failure(error: BaseException | None) -> str | None:
+def _quiet_failure(update: object, error: BaseException | None) -> str | None:
     """A failure that is not the bot's fault and needs no traceback: one line for the log."""
+    if update is None and isinstance(error, NetworkError | Conflict) and not isinstance(error, BadRequest):
+        # run_polling hands each failed getUpdates here (Telegram unreachable, another instance
+        # polling); PTB retries, with a growing pause, for as long as it lasts.
+        return f"getting updates failed, retrying: {error.message}"
     if isinstance(error, Forbidden):
         return "the chat blocked the bot (or removed it) before it could answer"
     if isinstance(error, BadRequest) and "query is too old" in error.message.lower():
@@ -371,14 +375,18 @@ def _quiet_failure(error: BaseException | None) -> str | None:
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log with context but no personal data, and still give the parent a short apology.
 
-    A 403 (the parent blocked the bot) and a button press too old to answer are one line each,
-    without a traceback and without an apology (it could not be delivered, or is not needed)."""
+    A 403 (the parent blocked the bot), a button press too old to answer and a failed getUpdates
+    (Telegram unreachable while polling) are one line each, without a traceback and without an
+    apology (it could not be delivered, or there is nobody to apologise to)."""
     chat: Chat | None = update.effective_chat if isinstance(update, Update) else None
     kind = "unknown"
     if isinstance(update, Update):
         kind = next((k for k in ("message", "edited_message", "callback_query", "my_chat_member")
                      if getattr(update, k, None) is not None), "other")
-    quiet = _quiet_failure(context.error)
+    quiet = _quiet_failure(update, context.error)
+    if quiet is not None and update is None:
+        log.warning("%s", quiet)
+        return
     if quiet is not None:
         log.info("%s (a %s update in a %s chat)", quiet, kind, chat.type if chat else "-")
         return

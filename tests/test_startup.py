@@ -388,3 +388,28 @@ async def test_no_secret_in_the_log_of_runs_and_failed_starts(secret_api: FakeBo
     for name, text in logs.items():
         for secret in (SECRET_TOKEN, SECRET_TOKEN.split(":")[1], wrong, wrong.split(":")[1], WEBHOOK_SECRET):
             assert secret not in text, f"{name}: {text[-2000:]}"
+
+
+# ---------------------------------------------------------------- Telegram lost while running
+
+
+async def test_telegram_lost_while_polling_is_one_line_per_retry_not_a_traceback(tmp_path: Path) -> None:
+    api = FakeBotApi(SECRET_TOKEN)
+    await api.start()
+    proc = await _start(api, tmp_path)
+    assert proc.stderr is not None
+    lines: list[str] = []
+    try:
+        api.push(message("/start"))
+        await api.wait_sent(1, timeout=30)
+        await api.stop()  # Telegram unreachable from now on: every getUpdates fails
+        while not any("getting updates failed, retrying" in line for line in lines):
+            raw = await asyncio.wait_for(proc.stderr.readline(), timeout=60)
+            assert raw, "the bot ended"
+            lines.append(raw.decode())
+    finally:
+        log = "".join(lines) + await _stop(proc)
+    assert proc.returncode == 0, log[-2000:]
+    failure = next(line for line in lines if "getting updates failed" in line)
+    print(f"logged while Telegram is unreachable: {failure.strip()}")
+    assert "WARNING" in failure and "Traceback" not in log and SECRET_TOKEN.split(":")[1] not in log
