@@ -338,9 +338,13 @@ async def test_unlinking_calls_off_what_the_doctor_queued(conv: Conversation, st
     [confirm] = conv.handle(Command("unlink", actor=PARENT), session)
     conv.handle(Press(next(a for a in confirm.actions() if a.kind == "unlink"), actor=PARENT), session)
     out = Recorder()
+    await dispatch(store, guide, out, NOW + dt.timedelta(minutes=1))
     await dispatch(store, guide, out, NOW + dt.timedelta(days=3, hours=1))
     assert [a for a, _ in out.sent if a == PARENT.chat_key] == []  # no visit notice, reminder or push
     assert store.db.execute("select state from visits").fetchone()[0] == "cancelled"
+    # The doctor is told the visit still to come is off, once.
+    [told] = [r.text for a, r in out.sent if a == DOCTOR_A.chat_key and "访视" in r.text]
+    assert "解除签约" in told and "访视取消" in told and "豆豆" in told
 
 
 def test_switching_doctors_audits_both_and_the_daily_limit_counts_queued_pushes(

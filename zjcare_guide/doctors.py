@@ -202,8 +202,18 @@ class Doctors:
         return True
 
     def _call_off(self, family_id: int, doctor_id: int, now: dt.datetime) -> None:
+        upcoming = [r[0] for r in self.db.execute(
+            "select id from visits where family_id = ? and doctor_id = ? and at > ? "
+            "and state in ('scheduled', 'confirmed')", [family_id, doctor_id, ts(now)])]
         self.db.execute("update visits set state = 'cancelled', answered_at = ? where family_id = ? and doctor_id = ? "
                         "and state in ('scheduled', 'confirmed', 'reschedule')", [ts(now), family_id, doctor_id])
+        doctor = self.get(doctor_id)
+        if doctor is not None and doctor.user_key and not doctor.removed:
+            # The doctor is told that a visit still to come is off, so nobody turns up for nothing.
+            for visit_id in upcoming:
+                self.db.execute("insert into outbox (family_id, address, kind, ref_id, send_at, next_at) "
+                                "values (null, ?, 'visit_answer', ?, ?, ?)",
+                                [doctor.user_key, visit_id, ts(now), ts(now)])
         self.db.execute(
             "update outbox set state = 'cancelled', reason = 'unsigned' where state = 'pending' and family_id = ? "
             "and ((kind like 'visit%' and ref_id in (select id from visits where doctor_id = ?)) "
