@@ -357,6 +357,7 @@ async def _send_due(config: Config, guide: Guide, book: Reminders, moment: dt.da
     from .app import build_application
     from .outbound import TelegramOutbound
 
+    quiet_libraries()  # as in `run`: no URL (the token) nor reply text in cron's mail, no rate limiter traceback
     # The same Application as `run` (its rate limiter, base URL and Defaults), without polling.
     app = build_application(config, GuideHolder(guide), None)
     try:

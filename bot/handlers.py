@@ -55,12 +55,26 @@ class BotState:
     # One lock per chat: updates run concurrently (one parent never waits for another's database
     # write), but a chat's own messages are still answered in order.
     locks: weakref.WeakValueDictionary[int, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
+    # And one per chat for sending, held only while calling Telegram: a danger sign's reply, sent
+    # before the chat's lock (it needs no database), still never goes out while another reply to the
+    # same chat is half sent. Its calls and their retries stay one at a time, in order.
+    send_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
 
     def chat_lock(self, chat_id: int) -> asyncio.Lock:
-        lock = self.locks.get(chat_id)
-        if lock is None:
-            lock = self.locks[chat_id] = asyncio.Lock()
-        return lock
+        """The lock a chat's updates are handled under, one after the other."""
+        return _lock_for(self.locks, chat_id)
+
+    def send_lock(self, chat_id: int) -> asyncio.Lock:
+        """The lock replies to a chat are sent under (send_replies takes it)."""
+        return _lock_for(self.send_locks, chat_id)
+
+
+def _lock_for(locks: weakref.WeakValueDictionary[int, asyncio.Lock], chat_id: int) -> asyncio.Lock:
+    # Weak values: a chat nobody is writing to holds no lock in memory.
+    lock = locks.get(chat_id)
+    if lock is None:
+        lock = locks[chat_id] = asyncio.Lock()
+    return lock
 
 
 def actor(update: Update) -> Actor:
@@ -90,8 +104,11 @@ def _session(context: ContextTypes.DEFAULT_TYPE) -> Session:
 
 async def send_replies(chat_id: int, replies: list[Reply], context: ContextTypes.DEFAULT_TYPE,
                        thread_id: int | None = None, private: bool = True) -> None:
-    """Send replies in order; `thread_id` keeps them in the forum topic the parent wrote in."""
-    await send_to_chat(context.bot, _state(context).conversation.router, chat_id, replies, thread_id, private)
+    """Send replies in order, under the chat's send lock; `thread_id` keeps them in the forum topic the
+    parent wrote in."""
+    state = _state(context)
+    async with state.send_lock(chat_id):
+        await send_to_chat(context.bot, state.conversation.router, chat_id, replies, thread_id, private)
 
 
 async def send_to_chat(bot: Bot, router: Router, chat_id: int, replies: list[Reply], thread_id: int | None = None,
@@ -192,7 +209,8 @@ async def _handle(update: Update, context: ContextTypes.DEFAULT_TYPE, event: Eve
     state, session = _state(context), _session(context)
     thread, private = _thread(update.effective_message), chat.type == ChatType.PRIVATE
     # A danger sign is answered before anything that could wait: this chat's earlier message still
-    # being handled, or a database write held up by another process. It needs no database.
+    # being handled, or a database write held up by another process. It needs no database; it waits
+    # only for a reply to this chat already being sent (send_replies), never for a write.
     urgent = state.conversation.urgent_first(event, session)
     if urgent:
         await send_replies(chat.id, urgent, context, thread, private=private)

@@ -380,6 +380,35 @@ async def test_an_emergency_is_sent_while_another_process_holds_the_write_lock(
         assert sum(t.startswith("🚨") for t in texts()) == 1
 
 
+async def test_an_emergency_waits_for_a_reply_half_sent_to_the_same_chat_not_in_the_middle_of_it(
+        bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chat's Bot API calls stay one at a time even when a danger sign skips the chat's lock: the
+    🚨 reply goes out right after the answer being sent, never between its call and that call's retry
+    (an ordering: the answer's call is held until released)."""
+    held, release = asyncio.Event(), asyncio.Event()
+    real = bot.request.do_request
+
+    async def held_once(url: str, method: str, request_data: Any = None, **kwargs: Any) -> tuple[int, bytes]:
+        if url.endswith("/sendMessage") and not held.is_set():
+            held.set()
+            await release.wait()
+        return await real(url, method, request_data, **kwargs)
+
+    monkeypatch.setattr(bot.request, "do_request", held_once)
+    before = len(bot.request.calls)
+    answer = asyncio.create_task(bot.app.process_update(Update.de_json(message("宝宝湿疹怎么护理"), bot.app.bot)))
+    await held.wait()
+    urgent = asyncio.create_task(bot.app.process_update(Update.de_json(message("宝宝抽搐了，叫不醒"), bot.app.bot)))
+    for _ in range(200):  # the urgent reply runs on the event loop only (no thread): it is now waiting
+        await asyncio.sleep(0)
+    assert bot.request.calls[before:] == [] and not urgent.done()
+    release.set()
+    await answer
+    await urgent
+    texts = [p["text"] for m, p in bot.request.calls[before:] if m == "sendMessage"]
+    assert "湿疹" in texts[0] and texts[1].startswith("🚨") and "120" in texts[1]
+
+
 async def test_a_reload_runs_off_the_event_loop(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
     """While the content is being read and checked, other parents are still answered (an ordering:
     the reload cannot finish before the other parent's answer has been sent)."""

@@ -70,6 +70,9 @@ async def send_due(env: dict[str, str], at: str) -> dict[str, Any]:
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, err.decode()[-2000:]
+    # Whatever Telegram answered was handled: a failure or a rate limiter's give-up is one line, never
+    # a traceback in cron's mail.
+    assert "Traceback" not in err.decode(), err.decode()[-3000:]
     counts: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     return counts
 
