@@ -3,8 +3,11 @@ every earlier schema version, `db backup` while another process writes, and `db 
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +17,8 @@ from click.testing import CliRunner
 from sqlite_utils.db import Database
 
 from zjcare_guide.cli import main
+from zjcare_guide.clock import TZ
+from zjcare_guide.reports import file_report
 from zjcare_guide.store import BUSY_TIMEOUT_S, Store, migrations
 
 NAMES = [m.name for m in migrations._migrations]
@@ -72,8 +77,10 @@ def test_an_earlier_schema_version_is_migrated_with_its_data(tmp_path: Path, app
     store = Store.open(path)
     assert [m.name for m in migrations.pending(store.db)] == []
     assert {t: store.db.table(t).count for t in expected} == expected
-    if applied >= 3:  # the family's last activity is filled in from its consent (006)
+    if 3 <= applied <= 5:  # the family's last activity is filled in from its consent (006)
         assert store.db.execute("select last_seen from families").fetchone()[0] == "2026-01-05"
+    if applied >= 2:  # the day's reference numbers go on from those in use (007)
+        assert file_report(store.db, dt.datetime(2026, 1, 5, 11, tzinfo=TZ), "又一条举报", "").ref == "JB20260105-0002"
     result = CliRunner().invoke(main, ["db", "check", "--db", str(path)])
     assert result.exit_code == 0 and ": ok," in result.output and f"{len(NAMES)} of {len(NAMES)}" in result.output
 
@@ -128,6 +135,58 @@ def test_a_failed_backup_is_one_line_and_leaves_the_earlier_backup(tmp_path: Pat
     assert itself.exit_code == 1 and "another file" in itself.output
     nothing = runner.invoke(main, ["db", "backup", str(tmp_path / "x.db"), "--db", str(tmp_path / "absent.db")])
     assert nothing.exit_code == 1 and "no database" in nothing.output and not (tmp_path / "x.db").exists()
+    # No file name (the current folder, a folder not made yet), a folder only root can't write in,
+    # FILE naming a folder that exists: one line each, and the earlier backup is left as it was.
+    earlier = tmp_path / "earlier.db"
+    assert runner.invoke(main, ["db", "backup", str(earlier), "--db", str(source)]).exit_code == 0
+    kept = earlier.read_bytes()
+    (tmp_path / "folder").mkdir()
+    for file in ["", " ", str(tmp_path / "backups") + "/", "/proc/zjcare.db", str(tmp_path / "folder"),
+                 str(tmp_path / "folder" / ".."), str(earlier) + "/x.db"]:
+        result = runner.invoke(main, ["db", "backup", file, "--db", str(source)])
+        assert result.exit_code != 0, file
+        assert result.output.startswith(("Error:", "Usage:")) and "Traceback" not in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), (file, result.exception)
+    assert earlier.read_bytes() == kept
+    assert not [p for p in tmp_path.rglob(".backup-*")]  # no temporary copy left behind
+
+
+def test_the_database_and_its_backups_are_readable_by_the_bots_user_only(tmp_path: Path) -> None:
+    """Children's data is personal data: 0600 whatever the umask, for the database, its WAL and a backup."""
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "data" / "z.db"
+        store = Store.open(path)
+        store.db.execute("insert into unanswered (day, kind, question, question_key) "
+                         "values ('2026-12-01', 'f', 'q', 'k')")
+        store.db.conn.commit()
+        result = CliRunner().invoke(main, ["db", "backup", str(tmp_path / "b.db"), "--db", str(path)])
+        assert result.exit_code == 0, result.output
+    finally:
+        os.umask(old)
+    files = [tmp_path / "data" / n for n in ("z.db", "z.db-wal", "z.db-shm")] + [tmp_path / "b.db"]
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+    # An existing file keeps what its operator chose.
+    (tmp_path / "mine.db").touch(mode=0o640)
+    os.chmod(tmp_path / "mine.db", 0o640)
+    Store.open(tmp_path / "mine.db")
+    assert stat.S_IMODE((tmp_path / "mine.db").stat().st_mode) == 0o640
+
+
+def test_check_and_backup_call_an_empty_file_what_it_is(tmp_path: Path) -> None:
+    """SQLite reads a 0-byte file as an empty database with integrity "ok": a truncated database or a
+    wrong path must not pass the operator's check, nor be backed up over a good backup."""
+    empty, earlier = tmp_path / "empty.db", tmp_path / "earlier.db"
+    empty.touch()
+    earlier.write_bytes(b"an earlier backup")
+    runner = CliRunner()
+    check = runner.invoke(main, ["db", "check", "--db", str(empty)])
+    assert check.exit_code == 1 and "no tables" in check.output and ": 1 problem(s)" in check.output
+    as_json = runner.invoke(main, ["db", "check", "--db", str(empty), "--json"])
+    assert as_json.exit_code == 1 and '"ok": false' in as_json.output
+    backup = runner.invoke(main, ["db", "backup", str(earlier), "--db", str(empty)])
+    assert backup.exit_code == 1 and "no tables" in backup.output
+    assert earlier.read_bytes() == b"an earlier backup" and empty.stat().st_size == 0
 
 
 def test_check_finds_a_damaged_database_and_changes_nothing(tmp_path: Path) -> None:
@@ -148,3 +207,22 @@ def test_check_finds_a_damaged_database_and_changes_nothing(tmp_path: Path) -> N
     assert damaged.read_bytes() == before
     ok = CliRunner().invoke(main, ["db", "check", "--db", str(source)])
     assert ok.exit_code == 0
+
+
+def test_a_dry_run_purge_changes_nothing_not_even_the_schema(tmp_path: Path) -> None:
+    """--dry-run reads only: a database from before the purge's columns (005) is not migrated by it."""
+    path = tmp_path / "z.db"
+    conn = sqlite3.connect(path)
+    migrations.apply(Database(conn), stop_before=NAMES[5])
+    _fill(conn, 5)
+    conn.close()
+    before = path.read_bytes()
+    dry = CliRunner().invoke(main, ["db", "purge", "--dry-run", "--months", "1", "--today", "2030-01-01",
+                                    "--db", str(path)])
+    assert dry.exit_code == 1 and "migration" in dry.output and "nothing changed" in dry.output, dry.output
+    assert path.read_bytes() == before
+    done = CliRunner().invoke(main, ["db", "purge", "--months", "1", "--today", "2030-01-01", "--db", str(path)])
+    assert done.exit_code == 0 and "deleted 1 family(ies)" in done.output, done.output
+    again = CliRunner().invoke(main, ["db", "purge", "--dry-run", "--months", "1", "--today", "2030-01-01",
+                                      "--db", str(path)])
+    assert again.exit_code == 0 and again.output.startswith("0 family(ies)"), again.output

@@ -19,7 +19,8 @@ from zjcare_guide.doctors import Doctors
 from zjcare_guide.guide import Guide
 from zjcare_guide.identity import Actor
 from zjcare_guide.outbox import Outbox
-from zjcare_guide.reminders import Policy
+from zjcare_guide.personal_data import forget
+from zjcare_guide.reminders import Policy, Reminders
 from zjcare_guide.replies import Action, Command, Press, Reply, Session, Text
 from zjcare_guide.reports import file_report
 from zjcare_guide.store import Store
@@ -209,3 +210,48 @@ def test_activity_is_recorded_once_a_day_and_the_purge_deletes_only_inactive_fam
     assert Families(store.db).children(other) and not Families(store.db).children(mine)
     bad = runner.invoke(main, ["db", "purge", "--months", "0", "--db", db])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
+
+
+def test_a_family_that_only_receives_reminders_is_still_served_and_not_purged(
+        store: Store, two_families: tuple[int, int], tmp_path: Path) -> None:
+    """Delivered reminders and doctor's messages count as activity (the plan runs to 6 years; a family
+    may only read them); failed ones (the bot blocked) do not."""
+    mine, other = two_families
+
+    def deliver(deliveries: Reminders | Outbox, family_id: int, state: str, at: dt.datetime) -> None:
+        rows = [r.id for r in deliveries.due(at + dt.timedelta(days=3000), limit=10_000) if r.family_id == family_id]
+        assert deliveries.claim_ids(rows[:1], "test", at, at)
+        assert deliveries.finish(rows[:1], "test", state, at) == 1
+
+    deliver(Reminders(store.db), mine, "sent", dt.datetime(2027, 6, 1, 9, tzinfo=TZ))
+    deliver(Outbox(store.db), other, "sent", dt.datetime(2027, 2, 1, 9, tzinfo=TZ))
+    deliver(Reminders(store.db), other, "failed", dt.datetime(2027, 6, 1, 9, tzinfo=TZ))
+    db, runner = str(tmp_path / "z.db"), CliRunner()
+
+    def purge(today: str, *dry: str) -> str:
+        result = runner.invoke(main, ["db", "purge", "--months", "12", "--today", today, *dry, "--db", db])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    # Neither has written since 2026-12-01; each had something delivered within the 12 months.
+    assert purge("2028-01-15", "--dry-run").startswith("0 family(ies)")
+    # By 2028-03-01 the doctor's message is older than 12 months and the later reminder failed.
+    assert "deleted 1 family(ies)" in purge("2028-03-01")
+    assert [r[0] for r in store.db.execute("select id from families")] == [mine]
+    # Twelve months after the last delivered reminder, the period has run for this family too.
+    assert purge("2028-06-01", "--dry-run").startswith("0 family(ies)")
+    assert purge("2028-06-02", "--dry-run").startswith("1 family(ies)")
+
+
+def test_a_deleted_reports_reference_number_is_never_given_again(store: Store) -> None:
+    """/forget and the purge delete reports: the next report of that day gets a new number, not the
+    deleted one's (the bureau may already have it on file) nor one still in use."""
+    first = file_report(store.db, NOW, "第一条举报内容", PARENT.user_key)
+    second = file_report(store.db, NOW, "第二条举报内容", OTHER.user_key)
+    assert (first.ref, second.ref) == ("JB20261201-0001", "JB20261201-0002")
+    forget(store.db, PARENT.user_key, NOW)
+    third = file_report(store.db, NOW, "第三条举报内容", OTHER.user_key)
+    forget(store.db, OTHER.user_key, NOW)
+    fourth = file_report(store.db, NOW + dt.timedelta(minutes=5), "第四条举报内容", OTHER.user_key)
+    assert (third.ref, fourth.ref) == ("JB20261201-0003", "JB20261201-0004")
+    assert file_report(store.db, NOW + dt.timedelta(days=1), "次日的举报", "").ref == "JB20261202-0001"

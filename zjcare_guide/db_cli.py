@@ -40,6 +40,10 @@ def _read_only(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _table_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("select count(*) from sqlite_master where type = 'table'").fetchone()[0])
+
+
 def problems_in(conn: sqlite3.Connection) -> list[str]:
     """Integrity problems of an open database: PRAGMA integrity_check's lines (other than "ok") and
     every row PRAGMA foreign_key_check finds."""
@@ -63,13 +67,25 @@ def backup(file: str, source: str | None) -> None:
     """
     src_path = _source(source)
     target = Path(file)
+    # Click's dir_okay=False misses "" (the current folder) and a folder not made yet ("backups/").
+    if not file.strip() or file.endswith(("/", os.sep)) or target.name in ("", ".", ".."):
+        raise click.ClickException("give the backup a file name, e.g. backups/zjcare-2026-12-01.db")
     if target.resolve() == src_path.resolve():
         raise click.ClickException("the backup must be another file than the database itself")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise click.ClickException(f"cannot write the backup: {folder} is not a writable folder")
     src = _read_only(src_path)
-    fd, tmp_name = tempfile.mkstemp(prefix=".backup-", suffix=".db", dir=folder)
+    if not _table_count(src):
+        src.close()
+        raise click.ClickException(f"{src_path} has no tables: it is not the bot's database (an empty file); "
+                                   "give the bot's database with --db or $ZJCARE_DB")
+    try:
+        # mkstemp's file is 0600: a copy of the families' data is no more readable than the database.
+        fd, tmp_name = tempfile.mkstemp(prefix=".backup-", suffix=".db", dir=folder)
+    except OSError as exc:  # a folder writable in name only (/proc, a read-only mount, a full disk)
+        src.close()
+        raise click.ClickException(f"cannot write the backup in {folder}: {exc.strerror}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -80,7 +96,7 @@ def backup(file: str, source: str | None) -> None:
             # One self-contained file (no -wal beside it) that can be copied off the machine as is.
             dst.execute("pragma journal_mode=delete")
             problems = problems_in(dst)
-            tables = dst.execute("select count(*) from sqlite_master where type = 'table'").fetchone()[0]
+            tables = _table_count(dst)
         finally:
             dst.close()
         if problems:
@@ -88,6 +104,9 @@ def backup(file: str, source: str | None) -> None:
         tmp.replace(target)
     except sqlite3.Error as exc:
         raise click.ClickException(f"the backup failed: {exc}; {target} was not changed") from None
+    except OSError as exc:  # the rename: FILE is a folder, a mount point, on another device
+        raise click.ClickException(f"cannot write the backup to {target}: {exc.strerror}; "
+                                   f"{target} was not changed") from None
     finally:
         src.close()
         tmp.unlink(missing_ok=True)
@@ -108,6 +127,9 @@ def check(source: str | None, as_json: bool) -> None:
     try:
         problems = problems_in(conn)
         try:
+            if not _table_count(conn):  # SQLite reads a 0-byte file as an empty database: "ok" would mislead
+                problems.append("no tables: an empty file, not the bot's database (a wrong path, or the data "
+                                "was lost; restore the last backup)")
             mode = conn.execute("pragma journal_mode").fetchone()[0]
             wrapped = Database(conn)  # sqlite-utils' pending() and applied() only read
             pending = [m.name for m in migrations.pending(wrapped)]
@@ -141,9 +163,10 @@ def check(source: str | None, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Only say how many families would be deleted.")
 @click.option("--db", "source", type=click.Path(dir_okay=False), help="Database file (default: $ZJCARE_DB).")
 def purge(months: int | None, today: str | None, dry_run: bool, source: str | None) -> None:
-    """The retention purge: delete every family with no activity (message, button, registration) for
-    the retention period — children, plans, reminders, doctor links, visits and their reports, as
-    /forget does — and unlink older institution reports from the account that filed them.
+    """The retention purge: delete every family with no activity (message, button, registration, a
+    reminder or doctor's message delivered to them) for the retention period — children, plans,
+    reminders, doctor links, visits and their reports, as /forget does — and unlink older institution
+    reports from the account that filed them.
 
     Safe next to a running bot; run it daily from cron. Example: zjcare-guide db purge --dry-run
     """
@@ -157,11 +180,20 @@ def purge(months: int | None, today: str | None, dry_run: bool, source: str | No
         now = dt.datetime.combine(day, dt.time(12), TZ)
     else:
         now = system_clock()
-    store = existing_store(source)
-    if dry_run:
-        keys = personal_data.inactive(store.db, months, now.date())
+    if dry_run:  # read only: not even the migrations a start (or a real purge) would apply
+        conn = _read_only(_source(source))
+        try:
+            pending = migrations.pending(Database(conn))
+            if pending:
+                raise click.ClickException(
+                    f"the database needs {len(pending)} migration(s) first (the bot applies them at its next "
+                    "start, as does a purge without --dry-run); nothing changed")
+            keys = personal_data.inactive(Database(conn), months, now.date())
+        finally:
+            conn.close()
         click.echo(f"{len(keys)} family(ies) inactive for {months} months would be deleted (dry run: nothing changed)")
         return
+    store = existing_store(source)
     families, reports = personal_data.purge(store.db, months, now)
     click.echo(f"deleted {families} family(ies) inactive for {months} months; "
                f"{reports} older report(s) unlinked from their account")

@@ -127,13 +127,25 @@ def forget(db: Database, user_key: str, now: dt.datetime) -> Forgotten:
 
 
 def inactive(db: Database, months: int, today: dt.date) -> list[str]:
-    """The account keys of families with no activity for `months` months before `today` (their last
-    message, button or registration). Raises ValueError when `months` < 1."""
+    """The account keys of families with no activity for `months` months before `today`: no message,
+    button or registration, and no reminder or doctor's message delivered to them. Raises ValueError
+    when `months` < 1.
+
+    A delivered reminder counts because it is the service the family signed up for: a family that only
+    reads its reminders (the plan runs to 6 years, its longest gap is 24 months) is still served and is
+    not deleted under it; once reminders stop being delivered (the plan is done, or the bot was blocked
+    and every send fails) the period runs."""
     if months < 1:
         raise ValueError("the retention is at least one month")
     cutoff = (today - relativedelta(months=months)).isoformat()
-    return [r[0] for r in db.execute("select key from families where coalesce(last_seen, substr(created, 1, 10)) < ? "
-                                     "order by id", [cutoff])]
+    # sent_at is an ISO time with offset: its first 10 characters are the day in Asia/Shanghai.
+    return [r[0] for r in db.execute(
+        "select key from families f where coalesce(last_seen, substr(created, 1, 10)) < :cutoff "
+        "and not exists (select 1 from reminders r where r.family_id = f.id and r.state = 'sent' "
+        "                and substr(r.sent_at, 1, 10) >= :cutoff) "
+        "and not exists (select 1 from outbox o where o.family_id = f.id and o.state = 'sent' "
+        "                and substr(o.sent_at, 1, 10) >= :cutoff) "
+        "order by id", {"cutoff": cutoff})]
 
 
 def purge(db: Database, months: int, now: dt.datetime) -> tuple[int, int]:

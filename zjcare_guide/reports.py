@@ -59,11 +59,14 @@ class Report:
 
 def file_report(db: Database, now: dt.datetime, text: str, reporter: str, *, filing_no: str = "",
                 institution: str = "", town_code: str = "") -> Report:
-    """Store a report and give it the day's next reference number, in one transaction."""
+    """Store a report and give it the day's next reference number, in one transaction. A number is
+    never given twice, even after its report was deleted (store migration 007)."""
     day = now.date()
     with db.atomic():
-        n = db.execute("select count(*) from reports where day = ?", [day.isoformat()]).fetchone()[0]
-        ref = f"JB{day:%Y%m%d}-{n + 1:04d}"
+        n = db.execute("insert into report_refs (day, last) values (?, 1) "
+                       "on conflict (day) do update set last = last + 1 returning last",
+                       [day.isoformat()]).fetchall()[0][0]  # fetchall: the statement is finished before commit
+        ref = f"JB{day:%Y%m%d}-{n:04d}"
         created = now.isoformat(timespec="seconds")
         db.table("reports").insert({"ref": ref, "day": day.isoformat(), "created_at": created,
                                     "filing_no": filing_no, "institution": institution, "town_code": town_code,

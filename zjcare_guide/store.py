@@ -7,7 +7,9 @@ numbers, ID numbers) masked, and the day only (no time of day), so a row cannot 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import re
 import sqlite3
 import threading
@@ -201,6 +203,16 @@ def _m006_privacy(db: Database) -> None:
     db.execute("alter table audit add column tombstone text")
 
 
+@migrations(name="007_report_refs")
+def _m007_report_refs(db: Database) -> None:
+    """The last reference number given out each day. Counting the day's rows gave a deleted report's
+    number (/forget, the purge) to the next one, or a number still in use (a unique-index error)."""
+    db.execute("create table report_refs (day text primary key, last integer not null)")
+    # JB20261201-0003: the day's sequence starts at the 12th character.
+    db.execute("insert into report_refs (day, last) "
+               "select day, max(cast(substr(ref, 12) as integer)) from reports group by day")
+
+
 # How long a write waits for another process's lock before it gives up (sqlite3's default is 5 s).
 BUSY_TIMEOUT_S = 5.0
 
@@ -259,8 +271,14 @@ class Store:
         if str(path) == ":memory:":
             # One connection, shared by whichever thread runs the conversation (tests, a quick try).
             return cls(Database(sqlite3.connect(":memory:", check_same_thread=False)))
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return cls(LocalDatabase(str(path)))
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Families' data is readable by the bot's user only, whatever the umask: created 0600 here, and
+        # SQLite gives its -wal and -shm files the database file's permissions. An existing file keeps
+        # the permissions its operator chose.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return cls(LocalDatabase(str(target)))
 
     def _migrate(self) -> None:
         # sqlite-utils runs each migration and its record in one transaction: no half schemas.
