@@ -347,6 +347,49 @@ async def test_unlinking_calls_off_what_the_doctor_queued(conv: Conversation, st
     assert "解除签约" in told and "访视取消" in told and "豆豆" in told
 
 
+async def test_forgetting_tells_the_doctor_of_a_visit_still_to_come_and_keeps_nothing_of_the_family(
+        conv: Conversation, store: Store, guide: Guide) -> None:
+    """/forget deletes the visits; the doctor of one still to come is told it is off (as unlinking
+    does), by a notice that names neither the family nor the place; a visit already over is not told."""
+    doctor_id = doctor(store, DOCTOR_A)
+    register_child(conv, PARENT)
+    join(conv, PARENT, doctors(store).invite(doctor_id, NOW))
+    only_visits_and_pushes(store)
+    family = Families(store.db).get(PARENT.user_key)
+    assert family is not None
+    outbox = Outbox(store.db)
+    outbox.add_visit(doctor_id, family.id, family.address, NOW - dt.timedelta(days=1), "家中", "", NOW, Policy())
+    outbox.add_visit(doctor_id, family.id, family.address, NOW + dt.timedelta(days=4), "枫桥镇某小区5幢", "", NOW,
+                     Policy())
+    session = Session()
+    [confirm] = conv.handle(Command("forget", actor=PARENT), session)
+    assert "通知医生" in confirm.text
+    [done] = conv.handle(Press(next(a for a in confirm.actions() if a.value == 1), actor=PARENT), session)
+    assert "已通知医生：1次" in done.text
+    out = Recorder()
+    await dispatch(store, guide, out, NOW + dt.timedelta(minutes=1))
+    await dispatch(store, guide, out, NOW + dt.timedelta(days=3, hours=1))
+    assert [a for a, _ in out.sent if a == PARENT.chat_key] == []
+    [told] = [r.text for a, r in out.sent if a == DOCTOR_A.chat_key]
+    when = (NOW + dt.timedelta(days=4)).astimezone(TZ)
+    assert "访视取消" in told and f"{when.month}月{when.day}日" in told and f"{when.hour:02d}:{when.minute:02d}" in told
+    assert "豆豆" not in told and "枫桥" not in told
+    assert store.db.execute("select count(*) from visits").fetchone()[0] == 0
+    # Once the doctor is removed, a notice still queued says nothing.
+    session2 = Session()
+    register_child(conv, PARENT)
+    join(conv, PARENT, doctors(store).invite(doctor_id, NOW))
+    family = Families(store.db).get(PARENT.user_key)
+    assert family is not None
+    outbox.add_visit(doctor_id, family.id, family.address, NOW + dt.timedelta(days=5), "家中", "", NOW, Policy())
+    [confirm] = conv.handle(Command("forget", actor=PARENT), session2)
+    conv.handle(Press(next(a for a in confirm.actions() if a.value == 1), actor=PARENT), session2)
+    doctors(store).remove(doctor_id, NOW)
+    later = Recorder()
+    await dispatch(store, guide, later, NOW + dt.timedelta(minutes=2))
+    assert [a for a, _ in later.sent if a == DOCTOR_A.chat_key] == []
+
+
 def test_switching_doctors_audits_both_and_the_daily_limit_counts_queued_pushes(
         conv: Conversation, store: Store) -> None:
     a, b = doctor(store, DOCTOR_A), doctor(store, DOCTOR_B, "陈医生")

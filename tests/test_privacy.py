@@ -148,8 +148,11 @@ def test_forget_deletes_everything_that_names_the_family_and_nothing_else(
     left = {t: [r for r in rows if _names(r, PARENT, ("小团圆", "小月亮", "这家托育园的厨房很脏"), {mine}, child_ids)]
             for t, rows in after.items()}
     assert {t: rows for t, rows in left.items() if rows} == {}
-    # The audit log keeps its rows, the family replaced by a tombstone; the other family is untouched.
-    assert store.db.execute("select count(*) from audit").fetchone()[0] == audit_before
+    # The audit log keeps its rows, the family replaced by a tombstone, plus one for the visit still to
+    # come that the doctor is told is off (its time, under the tombstone); the other family is untouched.
+    assert store.db.execute("select count(*) from audit").fetchone()[0] == audit_before + 1
+    assert store.db.execute("select action, family_id, detail from audit where action = 'visit_withdrawn'").fetchall() \
+        == [("visit_withdrawn", None, (NOW + dt.timedelta(days=2)).isoformat())]
     assert store.db.execute("select count(*) from audit where tombstone like 'forgotten-%'").fetchone()[0] >= 2
     assert {t: [r for r in rows if _names(r, OTHER, ("阿福", "阿宝"), {other},
                                           {c.id for c in families.children(other)})]

@@ -61,6 +61,7 @@ SETTINGS = settings(max_examples=100, deadline=None,
 MORE = settings(SETTINGS, max_examples=300)
 TOWN = TOWNS[0].code
 UNANSWERED = frozenset({"unanswered"})  # text that falls through to the questions may be kept for the editors
+REPORT = frozenset({"reports", "report_refs"})  # a report and the day's reference counter
 EXPIRED = notice_text("expired").strip()
 BAD_LOCATION = notice_text("bad_input", reason="location").strip()
 UNSUPPORTED = notice_text("bad_input", reason="unsupported").strip()
@@ -183,11 +184,11 @@ STEPS = [
       for what in ("nickname", "birth", "discharge")),
     Step("finder:prompt", PARENT, _say(PARENT, Command("find")), UNANSWERED),
     Step("finder:results", STRANGER, _say(STRANGER, Action("find_town", TOWN)), UNANSWERED),
-    Step("report:town", STRANGER, _REPORT_TOWN, UNANSWERED | {"reports"}),
+    Step("report:town", STRANGER, _REPORT_TOWN, UNANSWERED | REPORT),
     Step("report:unfiled", STRANGER, _then(_REPORT_TOWN, _say(STRANGER, Action("report_town", TOWN))),
-         UNANSWERED | {"reports"}),
+         UNANSWERED | REPORT),
     Step("report:institution", PARENT,
-         lambda w, s: _do(w, s, PARENT, Action("report_inst", str(w.ids.institution))), UNANSWERED | {"reports"}),
+         lambda w, s: _do(w, s, PARENT, Action("report_inst", str(w.ids.institution))), UNANSWERED | REPORT),
     Step("reminders:done_date", PARENT,
          lambda w, s: _do(w, s, PARENT, Action("remind_done", f"{w.ids.child_a}-{_item(w)}", value=1)),
          UNANSWERED | {"records", "reminders"}),

@@ -4,6 +4,8 @@ to the doctor, a push to many families and the doctor's progress message.
 
 Kinds of outbox rows (`ref_id` is the visit or the push):
 - visit_new, visit_day, visit_2h — to the family; visit_answer — to the doctor;
+- visit_withdrawn — to the doctor: a visit still to come is off because the family deleted its data
+  (`ref_id` is the audit row that keeps the visit's time; the visit itself is gone);
 - push — to one family; push_progress — to the doctor, sent once then edited in place.
 """
 
@@ -17,7 +19,7 @@ from .clock import TZ
 from .delivery import Deliveries, Policy, ts
 
 VISIT_KINDS = ("visit_new", "visit_day", "visit_2h")
-KINDS = (*VISIT_KINDS, "visit_answer", "push", "push_progress")
+KINDS = (*VISIT_KINDS, "visit_answer", "visit_withdrawn", "push", "push_progress")
 VISIT_STATES = ("scheduled", "confirmed", "reschedule", "cancelled")
 BEFORE_VISIT = dt.timedelta(hours=2)
 
@@ -111,6 +113,18 @@ class Outbox(Deliveries):
         if row is None:
             return None
         return Visit(row[0], row[1], row[2], dt.datetime.fromisoformat(row[3]), row[4], row[5], row[6])
+
+    def withdrawn_visit(self, audit_id: int) -> tuple[int, dt.datetime] | None:
+        """The doctor id and the time of a visit called off by /forget or the purge (the audit row
+        personal_data.forget wrote), or None when there is no such row."""
+        row = self.db.execute("select doctor_id, detail from audit where id = ? and action = 'visit_withdrawn'",
+                              [audit_id]).fetchone()
+        if row is None or row[0] is None:
+            return None
+        try:
+            return int(row[0]), dt.datetime.fromisoformat(row[1])
+        except ValueError:  # an audit row edited by hand: nothing sound to tell
+            return None
 
     def answer_visit(self, visit: Visit, state: str, doctor_address: str | None, now: dt.datetime) -> None:
         """The parent confirms or asks for another time; the doctor is told (when their account is known).

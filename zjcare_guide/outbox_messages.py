@@ -1,6 +1,7 @@
 """What an outbox row says, composed when it is sent (so a visit moved or cancelled meanwhile is told as
 it is now): a visit's notice and reminders with 确认 · 申请改期, the parent's answer for the doctor, a
-push, and a push's progress report for the doctor."""
+visit called off because the family deleted its data, a push, and a push's progress report for the
+doctor."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ class OutboxMessages:
         """The message for the row, or None when there is nothing to say any more (a visit cancelled or
         moved, a doctor removed): the row is then cancelled."""
         r = self._renderer()
+        if row.kind == "visit_withdrawn":
+            withdrawn = self.outbox.withdrawn_visit(row.ref_id)
+            doctor = self.doctors.get(withdrawn[0]) if withdrawn is not None else None
+            if withdrawn is None or doctor is None or doctor.removed or withdrawn[1] <= now:
+                return None  # nothing to tell once the doctor is gone or the time has passed
+            return Reply("notice", r.render("visit", step="withdrawn", doctor=doctor, when=when_words(withdrawn[1]),
+                                            place="", note="", state="cancelled", children=[]))
         if row.kind in (*VISIT_KINDS, "visit_answer"):
             visit = self.outbox.visit(row.ref_id)
             doctor = self.doctors.get(visit.doctor_id) if visit is not None else None

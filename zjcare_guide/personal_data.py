@@ -27,11 +27,13 @@ DEFAULT_RETENTION_MONTHS = 24  # ZJCARE_RETENTION_MONTHS; the reminders' plans r
 
 @dataclass(frozen=True)
 class Forgotten:
-    """What `forget` deleted: rows per table, and the audit rows it anonymised."""
+    """What `forget` deleted: rows per table, the audit rows it anonymised, and the visits still to
+    come whose doctor is told they are off."""
 
     deleted: dict[str, int]
     tombstoned: int
     tombstone: str
+    visits_called_off: int = 0
 
     @property
     def total(self) -> int:
@@ -103,9 +105,10 @@ def forget(db: Database, user_key: str, now: dt.datetime) -> Forgotten:
     tombstone = f"forgotten-{secrets.token_hex(4)}"
     with db.atomic():
         row = db.execute("select id, address from families where key = ?", [user_key]).fetchone()
-        tombstoned = 0
+        tombstoned = called_off = 0
         if row is not None:
             fid, address = row
+            called_off = _call_off_visits(db, fid, tombstone, now)
             children = "(select id from children where family_id = ?)"
             visits = "(select id from visits where family_id = ?)"
             run("outbox", f"delete from outbox where kind = 'visit_answer' and ref_id in {visits}", [fid])
@@ -123,7 +126,25 @@ def forget(db: Database, user_key: str, now: dt.datetime) -> Forgotten:
         # The parent's own actions (signing, answering a visit) are logged under their account.
         tombstoned += db.execute("update audit set actor = ?, tombstone = ? where actor = ?",
                                  [tombstone, tombstone, user_key]).rowcount
-    return Forgotten({k: v for k, v in deleted.items() if v}, tombstoned, tombstone)
+    return Forgotten({k: v for k, v in deleted.items() if v}, tombstoned, tombstone, called_off)
+
+
+def _call_off_visits(db: Database, family_id: int, tombstone: str, now: dt.datetime) -> int:
+    """Tell each doctor with a visit to this family still to come that it is off, so nobody turns up
+    for nothing (as unlinking does, doctors.Doctors._call_off). The visit row is about to go, so the
+    notice rests on an audit row ("visit_withdrawn", under the tombstone, `detail` the visit's ISO
+    time and nothing else) that the doctor's outbox row points at."""
+    upcoming = db.execute(
+        "select v.doctor_id, v.at, d.user_key from visits v join doctors d on d.id = v.doctor_id "
+        "where v.family_id = ? and v.at > ? and v.state in ('scheduled', 'confirmed') "
+        "and d.removed is null and d.user_key is not null order by v.at", [family_id, ts(now)]).fetchall()
+    for doctor_id, at, doctor_key in upcoming:
+        audit_id = db.execute(
+            "insert into audit (at, doctor_id, actor, action, family_id, detail, tombstone) "
+            "values (?, ?, ?, 'visit_withdrawn', null, ?, ?)", [ts(now), doctor_id, tombstone, at, tombstone]).lastrowid
+        db.execute("insert into outbox (family_id, address, kind, ref_id, send_at, next_at) "
+                   "values (null, ?, 'visit_withdrawn', ?, ?, ?)", [doctor_key, audit_id, ts(now), ts(now)])
+    return len(upcoming)
 
 
 def inactive(db: Database, months: int, today: dt.date) -> list[str]:

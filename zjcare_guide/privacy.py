@@ -96,7 +96,7 @@ class Privacy(BaseFeature):
             return [self._say("kept")]
         done = personal_data.forget(self.db, turn.actor.user_key, turn.now)
         _clear(turn.session)
-        return [self._say("forgotten", deleted=done.total)]
+        return [self._say("forgotten", deleted=done.total, called_off=done.visits_called_off)]
 
 
 def _clear(session: Session) -> None:
