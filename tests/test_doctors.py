@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zjcare_guide.children import Families
+from zjcare_guide.children import Families, Family
 from zjcare_guide.clock import TZ, fixed_clock
 from zjcare_guide.conversation import Conversation
 from zjcare_guide.dispatcher import Content, Dispatcher
@@ -203,6 +203,17 @@ async def dispatch(store: Store, guide: Guide, out: Recorder, when: dt.datetime)
                             Policy(), wall=fixed_clock(when), sleep=no_sleep, in_thread=False, rate=1000).run(when)
 
 
+def signed_family(conv: Conversation, store: Store) -> tuple[int, Family]:
+    """DOCTOR_A, and PARENT's family with one child signed with them; the child's reminders set aside."""
+    doctor_id = doctor(store, DOCTOR_A)
+    register_child(conv, PARENT)
+    join(conv, PARENT, doctors(store).invite(doctor_id, NOW))
+    only_visits_and_pushes(store)
+    family = Families(store.db).get(PARENT.user_key)
+    assert family is not None
+    return doctor_id, family
+
+
 def only_visits_and_pushes(store: Store) -> None:
     store.db.execute("update reminders set state = 'cancelled', reason = 'test'")  # reminders tested elsewhere
 
@@ -324,12 +335,7 @@ def test_cancel_under_a_push_preview_sends_nothing(conv: Conversation, store: St
 
 
 async def test_unlinking_calls_off_what_the_doctor_queued(conv: Conversation, store: Store, guide: Guide) -> None:
-    doctor_id = doctor(store, DOCTOR_A)
-    register_child(conv, PARENT)
-    join(conv, PARENT, doctors(store).invite(doctor_id, NOW))
-    only_visits_and_pushes(store)
-    family = Families(store.db).get(PARENT.user_key)
-    assert family is not None
+    doctor_id, family = signed_family(conv, store)
     Outbox(store.db).add_visit(doctor_id, family.id, family.address, NOW + dt.timedelta(days=4), "家中", "", NOW,
                                Policy())
     Outbox(store.db).add_push(doctor_id, "周六体检", "全部签约家庭", [(family.id, family.address)],
@@ -351,12 +357,7 @@ async def test_forgetting_tells_the_doctor_of_a_visit_still_to_come_and_keeps_no
         conv: Conversation, store: Store, guide: Guide) -> None:
     """/forget deletes the visits; the doctor of one still to come is told it is off (as unlinking
     does), by a notice that names neither the family nor the place; a visit already over is not told."""
-    doctor_id = doctor(store, DOCTOR_A)
-    register_child(conv, PARENT)
-    join(conv, PARENT, doctors(store).invite(doctor_id, NOW))
-    only_visits_and_pushes(store)
-    family = Families(store.db).get(PARENT.user_key)
-    assert family is not None
+    doctor_id, family = signed_family(conv, store)
     outbox = Outbox(store.db)
     outbox.add_visit(doctor_id, family.id, family.address, NOW - dt.timedelta(days=1), "家中", "", NOW, Policy())
     outbox.add_visit(doctor_id, family.id, family.address, NOW + dt.timedelta(days=4), "枫桥镇某小区5幢", "", NOW,
