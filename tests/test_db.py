@@ -166,11 +166,15 @@ def test_the_database_and_its_backups_are_readable_by_the_bots_user_only(tmp_pat
         os.umask(old)
     files = [tmp_path / "data" / n for n in ("z.db", "z.db-wal", "z.db-shm")] + [tmp_path / "b.db"]
     assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
-    # An existing file keeps what its operator chose.
+    ok = CliRunner().invoke(main, ["db", "check", "--db", str(tmp_path / "data" / "z.db")])
+    assert ok.exit_code == 0 and "warning" not in ok.output
+    # An existing file keeps what its operator chose; `db check` says when others can read it.
     (tmp_path / "mine.db").touch(mode=0o640)
     os.chmod(tmp_path / "mine.db", 0o640)
     Store.open(tmp_path / "mine.db")
     assert stat.S_IMODE((tmp_path / "mine.db").stat().st_mode) == 0o640
+    warned = CliRunner().invoke(main, ["db", "check", "--db", str(tmp_path / "mine.db")])
+    assert warned.exit_code == 0 and "readable by other users (0640): chmod 600" in warned.output
 
 
 def test_check_and_backup_call_an_empty_file_what_it_is(tmp_path: Path) -> None:

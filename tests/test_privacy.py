@@ -130,6 +130,35 @@ def test_mydata_shows_everything_as_a_message_and_a_json_file(
     assert "阿福" not in file.document.data.decode()
 
 
+def test_mydata_keeps_a_doctors_views_while_signed_after_unlinking_and_shows_their_messages(
+        guide: Guide, store: Store, two_families: tuple[int, int]) -> None:
+    """The doctor viewed the family list while the family was signed (the fixture, at NOW); after the
+    family unlinks, that view is still theirs to see, and the doctor's views after are not."""
+    mine, other = two_families
+    doctor = Doctors(store.db).by_user(DOCTOR.user_key)
+    assert doctor is not None
+    Outbox(store.db).add_push(doctor.id, "本周六上午卫生院有免费体检，请带上接种证", "全部签约家庭",
+                              [(mine, PARENT.chat_key), (other, OTHER.chat_key)], DOCTOR.chat_key, NOW)
+
+    def at(moment: dt.datetime) -> Conversation:
+        return Conversation(guide, clock=fixed_clock(moment), store=store, bot_username="zjcare_test_bot")
+
+    session = Session()
+    [confirm] = at(NOW + dt.timedelta(days=1)).handle(Command("unlink", actor=PARENT), session)
+    at(NOW + dt.timedelta(days=1)).handle(Press(next(a for a in confirm.actions() if a.kind == "unlink"),
+                                                actor=PARENT), session)
+    say(at(NOW + dt.timedelta(days=2)), DOCTOR, "families")  # no longer shows this family
+    message, file = say(at(NOW + dt.timedelta(days=3)), PARENT, "mydata")
+    data = json.loads(file.document.data) if file.document else {}
+    views = [a["at"] for a in data["doctor_actions"] if a["action"] == "families"]
+    while_signed = store.db.execute("select count(*) from audit where action = 'families' and at = ?",
+                                    [NOW.isoformat()]).fetchone()[0]
+    assert while_signed == 2 and views == [NOW.isoformat()] * while_signed  # the fixture's two, not the later one
+    assert [a["action"] for a in data["doctor_actions"]].count("unlink") == 1
+    assert [m["text"] for m in data["doctor_messages"]] == ["本周六上午卫生院有免费体检，请带上接种证"]
+    assert "家庭医生发给您的消息" in message.text and "本周六上午卫生院有免费体检" in message.text
+
+
 def test_forget_deletes_everything_that_names_the_family_and_nothing_else(
         conv: Conversation, store: Store, two_families: tuple[int, int]) -> None:
     mine, other = two_families

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import stat
 import tempfile
 from pathlib import Path
 
@@ -142,12 +143,17 @@ def check(source: str | None, as_json: bool) -> None:
     unknown = sorted(applied - set(known))
     if unknown:
         problems.append(f"migrations from a newer version of zjcare-guide: {', '.join(unknown)}")
+    warnings = []
+    mode_bits = stat.S_IMODE(path.stat().st_mode)
+    if mode_bits & 0o077:  # the bot creates it 0600; an older file keeps what the umask gave it
+        warnings.append(f"warning: the database is readable by other users ({mode_bits:04o}): "
+                        f"chmod 600 {path} (children's data is personal data)")
     if as_json:
         click.echo(json.dumps({"database": str(path), "ok": not problems, "problems": problems,
-                               "journal_mode": mode, "migrations_applied": len(applied),
+                               "warnings": warnings, "journal_mode": mode, "migrations_applied": len(applied),
                                "migrations_pending": pending}, ensure_ascii=False, indent=2))
     else:
-        for p in problems:
+        for p in [*problems, *warnings]:
             click.echo(p)
         note = f"; {len(pending)} migration(s) to apply at the next start" if pending else ""
         click.echo(f"{path}: {'ok' if not problems else f'{len(problems)} problem(s)'}, journal mode {mode}, "

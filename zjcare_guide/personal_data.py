@@ -55,8 +55,8 @@ def export(db: Database, user_key: str, now: dt.datetime) -> dict[str, Any] | No
     if not family and not reports:
         return None
     out: dict[str, Any] = {"account": user_key, "exported_at": ts(now), "family": None, "children": [],
-                           "doctor": None, "visits": [], "queued_messages": [], "doctor_actions": [],
-                           "reports": reports}
+                           "doctor": None, "visits": [], "queued_messages": [], "doctor_messages": [],
+                           "doctor_actions": [], "reports": reports}
     if family:
         f = family[0]
         fid = f["id"]
@@ -81,15 +81,42 @@ def export(db: Database, user_key: str, now: dt.datetime) -> dict[str, Any] | No
                                   "order by v.at", [fid])
         out["queued_messages"] = _rows(db, "select kind, send_at, state, sent_at from outbox where family_id = ? "
                                            "order by send_at, id", [fid])
-        # Who did what with this family's data: the doctors' actions that name it, and the signed
-        # doctor's views of their family list (which shows this family) since the signing.
+        # The doctors' messages to all or some of their families that were queued for this one.
+        out["doctor_messages"] = _rows(db, "select p.created, d.name as doctor, p.text, o.state, o.sent_at "
+                                           "from outbox o join pushes p on p.id = o.ref_id "
+                                           "join doctors d on d.id = p.doctor_id "
+                                           "where o.kind = 'push' and o.family_id = ? order by o.id", [fid])
+        # Who did what with this family's data: the doctors' actions that name it, and each doctor's
+        # views of their family list (which showed this family) while it was signed with them.
+        views, params = [], []
+        for doctor_id, start, end in _signed_periods(db, fid):
+            views.append("(a.action in ('families', 'overdue') and a.doctor_id = ? and a.at >= ?"
+                         + (" and a.at <= ?)" if end else ")"))
+            params += [doctor_id, start, *([end] if end else [])]
         out["doctor_actions"] = _rows(
             db, "select a.at, a.action, d.name as doctor, a.detail from audit a "
                 "left join doctors d on d.id = a.doctor_id where a.family_id = ? "
-                "or (a.action in ('families', 'overdue') and a.doctor_id = "
-                "(select doctor_id from links where family_id = ?) "
-                "and a.at >= (select since from links where family_id = ?)) order by a.id", [fid, fid, fid])
+                + "".join(f"or {v} " for v in views) + "order by a.id", [fid, *params])
     return out
+
+
+def _signed_periods(db: Database, family_id: int) -> list[tuple[int, str, str | None]]:
+    """(doctor id, from, until — None while still signed) for each time the family was signed with a
+    doctor, from the audit log's link and unlink rows: every path that signs or unsigns writes one
+    (doctor_flow's join and unlink, switching doctors, Doctors.remove). A current link with no link
+    row (written before the audit existed) counts from its `since`."""
+    periods: list[tuple[int, str, str | None]] = []
+    started: dict[int, str] = {}
+    for doctor_id, at, action in db.execute("select doctor_id, at, action from audit where family_id = ? "
+                                            "and action in ('link', 'unlink') order by id", [family_id]):
+        if action == "link":
+            started.setdefault(doctor_id, at)  # signing again with the same doctor goes on
+        elif doctor_id in started:
+            periods.append((doctor_id, started.pop(doctor_id), at))
+    current = db.execute("select doctor_id, since from links where family_id = ?", [family_id]).fetchone()
+    if current is not None:
+        periods.append((current[0], started.get(current[0], current[1]), None))
+    return periods
 
 
 def forget(db: Database, user_key: str, now: dt.datetime) -> Forgotten:
