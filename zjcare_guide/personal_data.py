@@ -180,9 +180,9 @@ def inactive(db: Database, months: int, today: dt.date) -> list[str]:
     when `months` < 1.
 
     A delivered reminder counts because it is the service the family signed up for: a family that only
-    reads its reminders (the plan runs to 6 years, its longest gap is 24 months) is still served and is
-    not deleted under it; once reminders stop being delivered (the plan is done, or the bot was blocked
-    and every send fails) the period runs."""
+    reads its reminders (the plan runs to 6 years) is still served and is not deleted under it; once
+    reminders stop being delivered (the plan is done, or the bot was blocked and every send fails) the
+    period runs."""
     if months < 1:
         raise ValueError("the retention is at least one month")
     cutoff = (today - relativedelta(months=months)).isoformat()
