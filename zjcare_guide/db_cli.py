@@ -77,15 +77,23 @@ def backup(file: str, source: str | None) -> None:
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise click.ClickException(f"cannot write the backup: {folder} is not a writable folder")
     src = _read_only(src_path)
-    if not _table_count(src):
+    try:
+        if not _table_count(src):
+            raise click.ClickException(f"{src_path} has no tables: it is not the bot's database (an empty file); "
+                                       "give the bot's database with --db or $ZJCARE_DB")
+        tables = _copy_checked(src, folder, target)
+    finally:
         src.close()
-        raise click.ClickException(f"{src_path} has no tables: it is not the bot's database (an empty file); "
-                                   "give the bot's database with --db or $ZJCARE_DB")
+    click.echo(f"backed up {src_path} to {target}: {target.stat().st_size} bytes, {tables} tables, integrity ok")
+
+
+def _copy_checked(src: sqlite3.Connection, folder: Path, target: Path) -> int:
+    """Copy `src` to a temporary file in `folder`, check it, and rename it over `target`; returns the
+    copy's table count. Raises ClickException (target unchanged, no temporary file left) on failure."""
     try:
         # mkstemp's file is 0600: a copy of the families' data is no more readable than the database.
         fd, tmp_name = tempfile.mkstemp(prefix=".backup-", suffix=".db", dir=folder)
     except OSError as exc:  # a folder writable in name only (/proc, a read-only mount, a full disk)
-        src.close()
         raise click.ClickException(f"cannot write the backup in {folder}: {exc.strerror}") from None
     os.close(fd)
     tmp = Path(tmp_name)
@@ -109,9 +117,8 @@ def backup(file: str, source: str | None) -> None:
         raise click.ClickException(f"cannot write the backup to {target}: {exc.strerror}; "
                                    f"{target} was not changed") from None
     finally:
-        src.close()
         tmp.unlink(missing_ok=True)
-    click.echo(f"backed up {src_path} to {target}: {target.stat().st_size} bytes, {tables} tables, integrity ok")
+    return tables
 
 
 @db.command("check")
@@ -189,12 +196,13 @@ def purge(months: int | None, today: str | None, dry_run: bool, source: str | No
     if dry_run:  # read only: not even the migrations a start (or a real purge) would apply
         conn = _read_only(_source(source))
         try:
-            pending = migrations.pending(Database(conn))
+            wrapped = Database(conn)
+            pending = migrations.pending(wrapped)
             if pending:
                 raise click.ClickException(
                     f"the database needs {len(pending)} migration(s) first (the bot applies them at its next "
                     "start, as does a purge without --dry-run); nothing changed")
-            keys = personal_data.inactive(Database(conn), months, now.date())
+            keys = personal_data.inactive(wrapped, months, now.date())
         finally:
             conn.close()
         click.echo(f"{len(keys)} family(ies) inactive for {months} months would be deleted (dry run: nothing changed)")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlite_utils.db import Database
 
+from .outbox import Outbox
 from .reminders import ts
 
 INVITE_PREFIX = "join_"
@@ -202,18 +203,15 @@ class Doctors:
         return True
 
     def _call_off(self, family_id: int, doctor_id: int, now: dt.datetime) -> None:
-        upcoming = [r[0] for r in self.db.execute(
-            "select id from visits where family_id = ? and doctor_id = ? and at > ? "
-            "and state in ('scheduled', 'confirmed')", [family_id, doctor_id, ts(now)])]
+        outbox = Outbox(self.db)
+        upcoming = outbox.upcoming_visits(family_id, now, doctor_id)
         self.db.execute("update visits set state = 'cancelled', answered_at = ? where family_id = ? and doctor_id = ? "
                         "and state in ('scheduled', 'confirmed', 'reschedule')", [ts(now), family_id, doctor_id])
         doctor = self.get(doctor_id)
         if doctor is not None and doctor.user_key and not doctor.removed:
             # The doctor is told that a visit still to come is off, so nobody turns up for nothing.
-            for visit_id in upcoming:
-                self.db.execute("insert into outbox (family_id, address, kind, ref_id, send_at, next_at) "
-                                "values (null, ?, 'visit_answer', ?, ?, ?)",
-                                [doctor.user_key, visit_id, ts(now), ts(now)])
+            for visit in upcoming:
+                outbox.notify_doctor(doctor.user_key, "visit_answer", visit.id, now)
         self.db.execute(
             "update outbox set state = 'cancelled', reason = 'unsigned' where state = 'pending' and family_id = ? "
             "and ((kind like 'visit%' and ref_id in (select id from visits where doctor_id = ?)) "
@@ -232,11 +230,14 @@ class Doctors:
     # ------------------------------------------------------------ audit
 
     def audit(self, actor: str, action: str, now: dt.datetime, *, doctor_id: int | None = None,
-              family_id: int | None = None, detail: str = "") -> None:
-        """One line of the audit log: who (doctor and account), what, when, which family. `detail` holds
-        no child's name or birth date."""
-        self.db.execute("insert into audit (at, doctor_id, actor, action, family_id, detail) values (?, ?, ?, ?, ?, ?)",
-                        [ts(now), doctor_id, actor, action, family_id, detail[:200]])
+              family_id: int | None = None, detail: str = "", tombstone: str | None = None) -> int:
+        """One line of the audit log: who (doctor and account), what, when, which family (or the
+        tombstone of a forgotten one, personal_data.forget). `detail` holds no child's name or birth
+        date. Returns the row's id."""
+        cur = self.db.execute("insert into audit (at, doctor_id, actor, action, family_id, detail, tombstone) "
+                              "values (?, ?, ?, ?, ?, ?, ?)",
+                              [ts(now), doctor_id, actor, action, family_id, detail[:200], tombstone])
+        return int(cur.lastrowid or 0)
 
     def audit_log(self, doctor_id: int | None = None, since: dt.datetime | None = None,
                   limit: int = 1000) -> list[dict[str, object]]:

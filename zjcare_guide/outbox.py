@@ -114,9 +114,22 @@ class Outbox(Deliveries):
             return None
         return Visit(row[0], row[1], row[2], dt.datetime.fromisoformat(row[3]), row[4], row[5], row[6])
 
+    def upcoming_visits(self, family_id: int, now: dt.datetime, doctor_id: int | None = None) -> list[Visit]:
+        """The family's visits still to come that are on (scheduled or confirmed), soonest first; only
+        this doctor's when `doctor_id` is given."""
+        mine = "and doctor_id = ? " if doctor_id is not None else ""
+        rows = self.db.execute("select id, doctor_id, family_id, at, place, note, state from visits "
+                               f"where family_id = ? and at > ? and state in ('scheduled', 'confirmed') {mine}"
+                               "order by at, id", [family_id, ts(now), *([doctor_id] if doctor_id is not None else [])])
+        return [Visit(r[0], r[1], r[2], dt.datetime.fromisoformat(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def notify_doctor(self, doctor_address: str, kind: str, ref_id: int, now: dt.datetime) -> None:
+        """Queue a message to a doctor (visit_answer, visit_withdrawn): it belongs to no family."""
+        self._add(None, doctor_address, kind, ref_id, now)
+
     def withdrawn_visit(self, audit_id: int) -> tuple[int, dt.datetime] | None:
         """The doctor id and the time of a visit called off by /forget or the purge (the audit row
-        personal_data.forget wrote), or None when there is no such row."""
+        personal_data.forget wrote, `detail` the visit's ISO time), or None when there is no such row."""
         row = self.db.execute("select doctor_id, detail from audit where id = ? and action = 'visit_withdrawn'",
                               [audit_id]).fetchone()
         if row is None or row[0] is None:
@@ -136,7 +149,7 @@ class Outbox(Deliveries):
             if state == "reschedule":
                 self.cancel_ref(VISIT_KINDS, visit.id, "reschedule")
             if doctor_address:
-                self._add(None, doctor_address, "visit_answer", visit.id, now)
+                self.notify_doctor(doctor_address, "visit_answer", visit.id, now)
 
     def cancel_ref(self, kinds: Sequence[str], ref_id: int, reason: str) -> None:
         marks = ", ".join("?" * len(kinds))

@@ -21,6 +21,8 @@ from dateutil.relativedelta import relativedelta
 from sqlite_utils.db import Database
 
 from .delivery import ts
+from .doctors import Doctors
+from .outbox import Outbox
 
 DEFAULT_RETENTION_MONTHS = 24  # ZJCARE_RETENTION_MONTHS; the reminders' plans run to 6 years
 
@@ -161,17 +163,17 @@ def _call_off_visits(db: Database, family_id: int, tombstone: str, now: dt.datet
     for nothing (as unlinking does, doctors.Doctors._call_off). The visit row is about to go, so the
     notice rests on an audit row ("visit_withdrawn", under the tombstone, `detail` the visit's ISO
     time and nothing else) that the doctor's outbox row points at."""
-    upcoming = db.execute(
-        "select v.doctor_id, v.at, d.user_key from visits v join doctors d on d.id = v.doctor_id "
-        "where v.family_id = ? and v.at > ? and v.state in ('scheduled', 'confirmed') "
-        "and d.removed is null and d.user_key is not null order by v.at", [family_id, ts(now)]).fetchall()
-    for doctor_id, at, doctor_key in upcoming:
-        audit_id = db.execute(
-            "insert into audit (at, doctor_id, actor, action, family_id, detail, tombstone) "
-            "values (?, ?, ?, 'visit_withdrawn', null, ?, ?)", [ts(now), doctor_id, tombstone, at, tombstone]).lastrowid
-        db.execute("insert into outbox (family_id, address, kind, ref_id, send_at, next_at) "
-                   "values (null, ?, 'visit_withdrawn', ?, ?, ?)", [doctor_key, audit_id, ts(now), ts(now)])
-    return len(upcoming)
+    outbox, doctors = Outbox(db), Doctors(db)
+    told = 0
+    for visit in outbox.upcoming_visits(family_id, now):
+        doctor = doctors.get(visit.doctor_id)
+        if doctor is None or doctor.removed or not doctor.user_key:
+            continue
+        audit_id = doctors.audit(tombstone, "visit_withdrawn", now, doctor_id=doctor.id, detail=ts(visit.at),
+                                 tombstone=tombstone)
+        outbox.notify_doctor(doctor.user_key, "visit_withdrawn", audit_id, now)
+        told += 1
+    return told
 
 
 def inactive(db: Database, months: int, today: dt.date) -> list[str]:
